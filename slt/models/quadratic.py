@@ -1,0 +1,140 @@
+"""The quadratic network of Cullen et al. (arXiv 2603.01192, sec. 3) and Gromov (arXiv 2301.02679).
+
+    f(a, b) = A (U[:, a] + V[:, b])^2        (square elementwise)
+
+with U, V in R^{m x p} (m = width K) and A in R^{p_out x m}. On the concatenated one-hot input
+x = [e_a; e_b] this is the paper's readout A (W^T x)^2 with W^T = [U V]; because x is one-hot,
+W^T x = U[:, a] + V[:, b] is computed as a gather, never as a product with a one-hot matrix.
+
+Storage (chosen so the forward is gather + square + batched matmul on contiguous rows):
+
+    U: (B, p, m)      U[c, a, :] is column a of the paper's U for copy c
+    V: (B, p, m)      absent when tied (then V = U)
+    A: (B, m, p_out)  A[c] is the transpose of the paper's readout
+
+B is a leading axis of independent parameter copies (seeds, SGLD chains): one call evaluates all.
+No biases. Initialisation mimics ``torch.nn.Linear`` defaults of the paper's code: first layer
+U(-1/sqrt(2p), 1/sqrt(2p)) (fan-in 2p of the one-hot input), readout U(-1/sqrt(m), 1/sqrt(m)),
+each multiplied by ``init_scale``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class QuadraticConfig:
+    p: int
+    width: int
+    n_copies: int = 1
+    tied: bool = False
+    n_out: int | None = None  # defaults to p
+    init_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.p, int) or self.p < 2:
+            raise ValueError(f"p must be an integer >= 2, got {self.p!r}")
+        if not isinstance(self.width, int) or self.width < 1:
+            raise ValueError(f"width must be an integer >= 1, got {self.width!r}")
+        if not isinstance(self.n_copies, int) or self.n_copies < 1:
+            raise ValueError(f"n_copies must be an integer >= 1, got {self.n_copies!r}")
+        if self.n_out is not None and (not isinstance(self.n_out, int) or self.n_out < 1):
+            raise ValueError(f"n_out must be None or an integer >= 1, got {self.n_out!r}")
+        if not (self.init_scale > 0 and math.isfinite(self.init_scale)):
+            raise ValueError(f"init_scale must be a finite number > 0, got {self.init_scale!r}")
+
+    @property
+    def out_dim(self) -> int:
+        return self.p if self.n_out is None else self.n_out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def quadratic_forward(
+    U: torch.Tensor, V: torch.Tensor, A: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+) -> torch.Tensor:
+    """Pure forward: U, V (B, p, m), A (B, m, p_out) -> outputs (B, N, p_out).
+
+    a, b: (N,) int64, the same inputs for every copy, or (B, N), a different minibatch per copy
+    (e.g. one per SGLD chain). Also accepts unbatched parameters U, V (p, m), A (m, p_out) with
+    a, b (N,) -> (N, p_out), so it composes with ``torch.func.vmap`` / ``functional_call``.
+    """
+    if a.dim() == 1:
+        h = U.index_select(-2, a) + V.index_select(-2, b)  # (B, N, m)
+    else:
+        m = U.shape[-1]
+        ia = a.unsqueeze(-1).expand(*a.shape, m)
+        ib = b.unsqueeze(-1).expand(*b.shape, m)
+        h = torch.gather(U, -2, ia) + torch.gather(V, -2, ib)  # (B, N, m)
+    return torch.matmul(h * h, A)  # (B, N, p_out)
+
+
+class QuadraticNet(nn.Module):
+    """B independent copies of f(a, b) = A (U[:, a] + V[:, b])^2, evaluated in one call.
+
+    ``forward(a, b)`` takes index tensors of shape (N,) (shared) or (B, N) (per copy) and returns
+    (B, N, p_out).
+    """
+
+    def __init__(
+        self,
+        p: int,
+        width: int,
+        n_copies: int = 1,
+        tied: bool = False,
+        n_out: int | None = None,
+        init_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = QuadraticConfig(p, width, n_copies, tied, n_out, init_scale)
+        B, m, q = n_copies, width, self.config.out_dim
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+
+        def uniform(shape: tuple[int, ...], bound: float) -> torch.Tensor:
+            # drawn on CPU with the explicit generator so results do not depend on the device
+            t = (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
+            return t.to(dtype=dtype, device=device)
+
+        s = init_scale
+        self.U = nn.Parameter(uniform((B, p, m), s / math.sqrt(2 * p)))
+        if tied:
+            self.register_parameter("V", None)
+        else:
+            self.V = nn.Parameter(uniform((B, p, m), s / math.sqrt(2 * p)))
+        self.A = nn.Parameter(uniform((B, m, q), s / math.sqrt(m)))
+
+    @property
+    def n_copies(self) -> int:
+        return self.U.shape[0]
+
+    @property
+    def tied(self) -> bool:
+        return self.V is None
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        V = self.U if self.V is None else self.V
+        return quadratic_forward(self.U, V, self.A, a, b)
+
+    def select(self, idx: int | list[int] | torch.Tensor) -> "QuadraticNet":
+        """A new network holding the copies ``idx`` (parameters cloned, detached)."""
+        idx_t = torch.as_tensor([idx] if isinstance(idx, int) else idx, dtype=torch.long)
+        cfg = self.config
+        new = QuadraticNet(cfg.p, cfg.width, int(idx_t.numel()), cfg.tied, cfg.n_out, cfg.init_scale,
+                           dtype=self.U.dtype, device=self.U.device)
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                getattr(new, name).copy_(param.index_select(0, idx_t.to(param.device)))
+        return new
+
+    def weight_norm(self) -> torch.Tensor:
+        """Euclidean norm of all parameters, per copy: (B,)."""
+        sq = sum(p.detach().pow(2).flatten(1).sum(1) for p in self.parameters())
+        return sq.sqrt()
