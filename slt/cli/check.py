@@ -1,0 +1,27 @@
+"""``slt check [--out DIR] [--quick | --full]``: theory versus experiment, the verdict report."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "check", help="theory vs experiment: run every claim, write report.md/json and figures",
+        description="Run the theory-vs-experiment claims (closed form vs SGLD, LLC through grokking, timing, "
+                    "learning rate, the paper's sweeps, basins) and write DIR/report.md, DIR/report.json and "
+                    "the figures. Finished points are cached in DIR, so an interrupted run resumes.")
+    p.add_argument("--out", default="slt-check", help="output folder (default ./slt-check/)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="paper-scale settings (p up to 97, width 1024; hours)")
+    size.add_argument("--quick", action="store_true", help="tiny settings (about a minute; for tests)")
+    p.add_argument("--only", nargs="+", metavar="CLAIM", default=None,
+                   help="run only these claims: closed_form trajectory timing basins lr gsm paper_sweeps")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from slt.checks import profile, run_check
+
+    name = "full" if args.full else "quick" if args.quick else "default"
+    run_check(profile(name), args.out, only=tuple(args.only) if args.only else None)
+    return 0
