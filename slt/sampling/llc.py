@@ -1,0 +1,534 @@
+"""Local learning coefficient (LLC) estimation by SGLD (Lau, Furman, Wang, Murfet, Wei, AISTATS 2025,
+arXiv 2308.12108; Watanabe, "Algebraic Geometry and Statistical Learning Theory", 2009).
+
+    lambda_hat(w*) = n_beta (E_w[L(w)] - L(w*)),
+    w ~ p(w) ∝ exp(-n_beta L(w) - (gamma/2) |w - w*|^2),      n_beta = n / log n by default,
+
+with the expectation taken over the draws of every chain after burn-in and L the loss on a minibatch
+(an unbiased estimate of the full-data loss L_n). Each chain gives its own estimate; ``llc`` is their
+mean and ``llc_se`` their standard error (chains are independent).
+
+Loss normalisation. ``loss_fn`` must return the AVERAGE PER-SAMPLE negative log-likelihood (up to an
+additive constant), e.g. ``slt.losses.mse`` = (1/N) sum_i (1/2)|y_i - f(x_i)|^2 is exactly that for
+Gaussian noise of unit variance. A loss scaled by c (c L, e.g. a sum instead of a mean, or a plain
+squared error without the 1/2) acts like n_beta * c: the estimate changes unless n_beta is divided by c.
+A different noise variance s^2 is the same statement with c = 1/s^2. The defaults follow the papers:
+n_beta = n / log n with n the number of training samples. devinterp (timaeus-research, v1.3.2) instead
+defaults to b / log b with b the BATCH size, which is a different (smaller) inverse temperature.
+
+Step size. With ``eps=None`` it is chosen for the given n_beta and loss: the top eigenvalue h of the
+Hessian of L is found by power iteration at w* and again at the end of short pilot chains, and
+eps = step_scale / (n_beta h + gamma) (so the stiffest direction moves eps * curvature = step_scale per
+step; a Gaussian direction of precision a is then inflated by the factor 1/(1 - eps a/4), i.e. the
+first-order SGLD bias is at most step_scale/4 per direction). Pilot divergence divides eps by 10.
+
+Chains run as one batched computation: a generic ``nn.Module`` through ``torch.func.functional_call``
++ ``vmap`` over a leading chain axis; a :class:`slt.models.QuadraticNet` through its own copy axis, so
+B copies (seeds, checkpoints) x C chains run together (:func:`estimate_llc_copies`).
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from slt.models.quadratic import QuadraticNet, quadratic_forward
+from slt.sampling.diagnostics import ess, fraction_below, mala_acceptance, rhat
+from slt.sampling.sgld import Position, RowLoss, sgld_init, sgld_step, tree_dot
+
+STEP_SCALE = 0.05  # eps * (stiffest curvature of the potential): SGLD bias <= 1.25% per direction
+PILOT_STEPS = 200  # enough for the stiff directions (time constant 1/STEP_SCALE = 20 steps) to settle
+PILOT_ROUNDS = 12  # at most 2,400 pilot steps
+POWER_ITERS = 20
+MALA_WARN = 0.8  # well below devinterp's ~0.9 guidance: the step size bias is no longer small
+RHAT_WARN = 1.1  # Gelman et al. BDA3: above 1.1 the chains disagree
+FRAC_BELOW_WARN = 0.2  # at a local minimum almost every draw sits above L(w*)
+
+
+class LLCWarning(UserWarning):
+    """A diagnostic says the estimate may not mean what it says."""
+
+
+class SGLDDivergenceError(ValueError):
+    """SGLD produced NaN/inf or ran away from w*; the message names eps and a smaller value to try."""
+
+
+@dataclass(frozen=True)
+class LLCDiagnostics:
+    mala_acceptance: float  # mean Metropolis-adjusted acceptance probability of the draws' proposals
+    frac_below_init: float  # fraction of draws with loss < L(w*)
+    rhat: float  # rank-normalised split R-hat of the loss traces across chains
+    ess: float  # bulk effective sample size of the loss traces (all chains)
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LLCResult:
+    """One LLC estimate. llc = n_beta (mean loss over draws - init_loss), averaged over chains."""
+
+    llc: float
+    llc_se: float  # standard error across chains: sd(llc_per_chain) / sqrt(chains)
+    llc_per_chain: np.ndarray  # (chains,)
+    loss_trace: np.ndarray  # (chains, draws)
+    init_loss: float  # L(w*) on the full data
+    n: int
+    n_beta: float
+    eps: float
+    gamma: float
+    diagnostics: LLCDiagnostics
+    num_chains: int = 0
+    num_draws: int = 0
+    num_burnin: int = 0
+    batch_size: int | None = None
+    seed: int = 0
+    eps_auto: bool = False
+    elapsed_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (arrays as nested lists)."""
+        d = asdict(self)
+        d["llc_per_chain"] = np.asarray(self.llc_per_chain).tolist()
+        d["loss_trace"] = np.asarray(self.loss_trace).tolist()
+        d["diagnostics"]["warnings"] = list(self.diagnostics.warnings)
+        return d
+
+
+def regression_mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-copy (1/N) sum_i (1/2)|t_i - out_i|^2 for REAL targets: out (B, N, q), target (N, q) or
+    (B, N, q) -> (B,). The unit-variance Gaussian NLL for teacher-student regression."""
+    return 0.5 * (out - target).pow(2).sum(-1).mean(-1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Problems: how rows of a position map to losses
+
+
+@dataclass(frozen=True)
+class _Problem:
+    anchor: Position  # each (B, ...): w* of each copy
+    row_loss: RowLoss  # (position with R = B*C rows, batch idx (R, b) or None) -> (R,)
+    n: int
+    dtype: torch.dtype
+    device: torch.device
+    names: tuple[str, ...]
+
+    @property
+    def n_copies(self) -> int:
+        return self.anchor[0].shape[0]
+
+    @property
+    def dim(self) -> int:
+        return sum(a[0].numel() for a in self.anchor)
+
+
+def _check_data(data, min_len: int = 2) -> tuple[torch.Tensor, ...]:
+    if not isinstance(data, (tuple, list)) or len(data) < min_len:
+        raise ValueError(f"data must be a tuple of >= {min_len} tensors (inputs..., target), got {type(data)}")
+    if not all(isinstance(t, torch.Tensor) for t in data):
+        raise ValueError("data must contain only torch tensors")
+    n = data[0].shape[0] if data[0].dim() else 0
+    if n < 1 or any(t.dim() == 0 or t.shape[0] != n for t in data):
+        raise ValueError(f"data tensors must share a first dimension N >= 1, got shapes {[tuple(t.shape) for t in data]}")
+    return tuple(data)
+
+
+def _quadratic_problem(net: QuadraticNet, loss_fn: Callable, data) -> _Problem:
+    data = _check_data(data)
+    if len(data) != 3:
+        raise ValueError(f"data for a QuadraticNet must be (a, b, target), got {len(data)} tensors")
+    dev = net.U.device
+    a, b, y = (t.to(dev) for t in data)
+    tied = net.tied
+    names = ("U", "A") if tied else ("U", "V", "A")
+    anchor = tuple(getattr(net, k).detach().clone() for k in names)
+
+    def row_loss(pos: Position, idx):
+        U, A = pos[0], pos[-1]
+        V = U if tied else pos[1]
+        if idx is None:
+            out = quadratic_forward(U, V, A, a, b)  # (R, N, q)
+            tgt = y
+        else:
+            out = quadratic_forward(U, V, A, a[idx], b[idx])  # (R, b, q)
+            tgt = y[idx]
+        loss = loss_fn(out, tgt)
+        if loss.shape != (U.shape[0],):
+            raise ValueError(f"loss_fn must return one value per copy, shape ({U.shape[0]},), got {tuple(loss.shape)}")
+        return loss
+
+    return _Problem(anchor, row_loss, a.shape[0], anchor[0].dtype, dev, names)
+
+
+def _module_problem(model: nn.Module, loss_fn: Callable, data) -> _Problem:
+    data = _check_data(data)
+    named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError("model has no parameters that require grad")
+    names = tuple(k for k, _ in named)
+    anchor = tuple(p.detach().clone().unsqueeze(0) for _, p in named)  # (1, ...)
+    buffers = dict(model.named_buffers())
+    dev = anchor[0].device
+    inputs, target = tuple(t.to(dev) for t in data[:-1]), data[-1].to(dev)
+
+    def single(pvals, xs, t):
+        out = torch.func.functional_call(model, ({**dict(zip(names, pvals)), **buffers}), xs)
+        return loss_fn(out, t)
+
+    full = torch.func.vmap(single, in_dims=(0, None, None))
+    mini = torch.func.vmap(single, in_dims=(0, 0, 0))
+
+    def row_loss(pos: Position, idx):
+        if idx is None:
+            loss = full(pos, inputs, target)
+        else:
+            loss = mini(pos, tuple(x[idx] for x in inputs), target[idx])
+        if loss.dim() != 1:
+            raise ValueError(f"loss_fn must return a scalar (the average per-sample loss), got shape {tuple(loss.shape[1:])}")
+        return loss
+
+    return _Problem(anchor, row_loss, target.shape[0], anchor[0].dtype, dev, names)
+
+
+def _make_problem(model, loss_fn, data) -> _Problem:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model)}")
+    if not callable(loss_fn):
+        raise ValueError("loss_fn must be callable: loss_fn(output, target) -> average per-sample loss")
+    if isinstance(model, QuadraticNet):
+        return _quadratic_problem(model, loss_fn, data)
+    return _module_problem(model, loss_fn, data)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Batched chains
+
+
+def _replicate(anchor: Position, chains: int) -> Position:
+    return tuple(a.repeat_interleave(chains, dim=0) for a in anchor)  # copy-major: row = copy*C + chain
+
+
+def _batches(n: int, rows: int, batch_size: int | None, generator: torch.Generator, device):
+    """Yield per-row minibatch indices (R, b): a fresh permutation of the n samples per row and epoch,
+    consecutive slices of it as batches (DataLoader(shuffle=True, drop_last=True) per chain)."""
+    if batch_size is None or batch_size >= n:
+        while True:
+            yield None
+    per_epoch = n // batch_size
+    while True:
+        perm = torch.rand(rows, n, generator=generator, device=device).argsort(dim=1)
+        for k in range(per_epoch):
+            yield perm[:, k * batch_size : (k + 1) * batch_size]
+
+
+@dataclass(frozen=True)
+class _Run:
+    loss_trace: torch.Tensor  # (R, draws)
+    log_accept: torch.Tensor  # (R, draws)
+    diverged: torch.Tensor  # (R,) bool
+    diverged_at: int  # first step at which a row diverged (-1 if none)
+    final: Position
+
+
+def _divergence_bound(dim: int) -> float:
+    """n_beta (L - L(w*)) above this is a runaway chain: at equilibrium it is lambda <= d/2 give or
+    take a few sqrt(d)."""
+    return 50.0 * dim + 1000.0
+
+
+def _run_chains(
+    problem: _Problem,
+    chains: int,
+    *,
+    eps: torch.Tensor,  # (R,)
+    n_beta: torch.Tensor,  # (R,)
+    gamma: torch.Tensor,  # (R,)
+    init_loss: torch.Tensor,  # (R,)
+    num_burnin: int,
+    num_draws: int,
+    batch_size: int | None,
+    generator: torch.Generator,
+    progress: bool = False,
+    stop_on_divergence: bool = True,
+    start: Position | None = None,
+) -> _Run:
+    """Run B*C rows of SGLD from w* for num_burnin + num_draws steps, recording the draws' losses.
+
+    stop_on_divergence=False: a divergent row is reset to w*, flagged, and the others go on (used by
+    calibration and pilots, where large step sizes are tried on purpose).
+    """
+    rows = problem.n_copies * chains
+    anchor = problem.anchor
+    position = _replicate(anchor, chains) if start is None else start
+    batches = _batches(problem.n, rows, batch_size, generator, problem.device)
+    state = sgld_init(problem.row_loss, position, next(batches), anchor, n_beta, gamma)
+    trace = torch.empty(rows, num_draws, dtype=torch.float64, device=problem.device)
+    log_acc = torch.empty(rows, num_draws, dtype=torch.float64, device=problem.device)
+    diverged = torch.zeros(rows, dtype=torch.bool, device=problem.device)
+    diverged_at = -1
+    bound = _divergence_bound(problem.dim)
+    steps = num_burnin + num_draws
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc=f"SGLD {rows} chains", unit="step")
+    for t in range(steps):
+        state, info = sgld_step(generator, state, problem.row_loss, next(batches), anchor,
+                                eps=eps, n_beta=n_beta, gamma=gamma)
+        excess = n_beta * (info.loss - init_loss)
+        bad = ~torch.isfinite(excess) | (excess > bound) | ~torch.isfinite(state.drift_sq)
+        if bool(bad.any()):  # a sync point, but only a (R,) reduction
+            if diverged_at < 0:
+                diverged_at = t
+            if stop_on_divergence:
+                if bar is not None:
+                    bar.close()
+                e = float(eps[bad.nonzero()[0, 0]])
+                raise SGLDDivergenceError(
+                    f"SGLD diverged at step {t} with eps={e:.3g} (loss became non-finite or "
+                    f"n_beta (L - L(w*)) > {bound:.3g}); try a smaller step size, e.g. eps={e / 10:.3g}"
+                )
+            diverged |= bad
+            pos = tuple(torch.where(bad.view(-1, *([1] * (w.dim() - 1))), a, w)
+                        for w, a in zip(state.position, _replicate(anchor, chains)))
+            state = sgld_init(problem.row_loss, pos, next(batches), anchor, n_beta, gamma)
+            info = info._replace(loss=torch.where(bad, init_loss, info.loss),
+                                 log_accept=torch.where(bad, -math.inf, info.log_accept))
+        if t >= num_burnin:
+            trace[:, t - num_burnin] = info.loss
+            log_acc[:, t - num_burnin] = info.log_accept
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return _Run(trace, log_acc, diverged, diverged_at, state.position)
+
+
+def _full_loss(problem: _Problem, position: Position) -> torch.Tensor:
+    with torch.no_grad():
+        return problem.row_loss(position, None)
+
+
+def _top_curvature(problem: _Problem, position: Position, generator: torch.Generator) -> torch.Tensor:
+    """|top eigenvalue| of the full-data Hessian of L at each row (power iteration on HVPs): (R,)."""
+    leaves = tuple(w.detach().requires_grad_(True) for w in position)
+    with torch.enable_grad():
+        loss = problem.row_loss(leaves, None)
+        grads = torch.autograd.grad(loss.sum(), leaves, create_graph=True)
+        v = tuple(torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device) for w in leaves)
+        lam = torch.zeros(leaves[0].shape[0], dtype=leaves[0].dtype, device=leaves[0].device)
+        for _ in range(POWER_ITERS):
+            norm = tree_dot(v, v).sqrt().clamp_min(1e-30)
+            v = tuple(x / norm.view(-1, *([1] * (x.dim() - 1))) for x in v)
+            hv = torch.autograd.grad(grads, leaves, grad_outputs=v, retain_graph=True)
+            lam = tree_dot(v, hv).detach()
+            v = tuple(h.detach() for h in hv)
+    return lam.abs()
+
+
+def auto_eps(
+    problem: _Problem,
+    *,
+    n_beta: torch.Tensor,  # (B,)
+    gamma: torch.Tensor,  # (B,)
+    chains: int,
+    batch_size: int | None,
+    seed: int,
+    step_scale: float = STEP_SCALE,
+) -> torch.Tensor:
+    """Per-copy step size eps = step_scale / (n_beta h_max + gamma), h_max the largest top Hessian
+    eigenvalue of L seen at w* and along pilot chains (see the module docstring). -> (B,).
+
+    The pilot runs in rounds of PILOT_STEPS, each continuing from where the last one stopped, until the
+    curvature stops growing by more than 20% (at most PILOT_ROUNDS rounds): chains of singular models
+    drift from w* into regions of larger curvature, and the step size must be safe there too.
+    A round that diverges restarts from w* with eps / 10.
+    """
+    g = torch.Generator(problem.device).manual_seed(int(seed) + 7919)  # pilot stream, not the run's
+    h = _top_curvature(problem, problem.anchor, g)  # (B,)
+    eps = step_scale / (n_beta * h + gamma)
+    init = _full_loss(problem, problem.anchor)
+    pilot_chains = min(chains, 4)
+    rep = lambda t: t.repeat_interleave(pilot_chains)  # noqa: E731
+    start = None
+    for k in range(PILOT_ROUNDS):
+        run = _run_chains(problem, pilot_chains, eps=rep(eps), n_beta=rep(n_beta), gamma=rep(gamma),
+                          init_loss=rep(init), num_burnin=PILOT_STEPS, num_draws=1, batch_size=batch_size,
+                          generator=g, stop_on_divergence=False, start=start)
+        div = run.diverged.view(-1, pilot_chains).any(1)
+        if bool(div.any()):
+            eps = torch.where(div, eps / 10, eps)
+            start = None
+            continue
+        h_pilot = _top_curvature(problem, run.final, g).view(-1, pilot_chains).max(1).values
+        grew = h_pilot > 1.2 * h
+        h = torch.maximum(h, h_pilot)
+        eps = torch.minimum(eps, step_scale / (n_beta * h + gamma))
+        start = run.final
+        if k >= 1 and not bool(grew.any()):
+            break
+    return eps
+
+
+# ----------------------------------------------------------------------------------------------------
+# Public API
+
+
+def _check_args(n, n_beta, eps, gamma, num_chains, num_draws, num_burnin, batch_size):
+    if n_beta is not None and not (isinstance(n_beta, (int, float)) and math.isfinite(n_beta) and n_beta > 0):
+        raise ValueError(f"n_beta must be None or a finite number > 0, got {n_beta!r}")
+    if n_beta is None and n < 2:
+        raise ValueError(f"the default n_beta = n/log n needs n >= 2 samples, got n={n}; pass n_beta")
+    if eps is not None and not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be None (automatic) or a finite number > 0, got {eps!r}")
+    if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
+    for name, v, lo in (("num_chains", num_chains, 1), ("num_draws", num_draws, 1), ("num_burnin", num_burnin, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or not 1 <= batch_size <= n):
+        raise ValueError(f"batch_size must be None (full batch) or an integer in [1, {n}], got {batch_size!r}")
+
+
+def _summarise(trace: np.ndarray, log_acc: np.ndarray, init_loss: float, n_beta: float, **meta) -> LLCResult:
+    """Per-copy result from its (chains, draws) loss trace."""
+    chains, draws = trace.shape
+    per_chain = n_beta * (trace.mean(1) - init_loss)
+    llc = float(per_chain.mean())
+    if chains >= 2:
+        se = float(per_chain.std(ddof=1) / math.sqrt(chains))
+    elif draws >= 4:  # one chain: the autocorrelation-aware standard error of its mean
+        se = float(n_beta * trace.std(ddof=1) / math.sqrt(ess(trace, method="mean")))
+    else:
+        se = float("nan")
+    r = rhat(trace, method="rank") if chains >= 2 and draws >= 4 else float("nan")
+    e = ess(trace, method="bulk") if draws >= 4 else float("nan")
+    acc = mala_acceptance(log_acc).mean()
+    below = fraction_below(trace, init_loss)
+    notes = []
+    if llc < 0:
+        notes.append(f"estimate {llc:.4g} < 0: w* is not a local minimum of the loss (or eps is too large)")
+    if below > FRAC_BELOW_WARN:
+        notes.append(f"{below:.0%} of draws have loss below L(w*): w* may not be a local minimum, "
+                     "or minibatch noise dominates (use a larger batch)")
+    if r > RHAT_WARN:
+        notes.append(f"R-hat {r:.3f} > {RHAT_WARN}: chains have not mixed; use more draws/burn-in or a larger gamma")
+    if acc < MALA_WARN:
+        notes.append(f"MALA acceptance {acc:.2f} < {MALA_WARN}: eps={meta['eps']:.3g} is large for the curvature "
+                     "the chains reached (first-order bias); try a smaller eps or slt.calibrate_sgld")
+    diag = LLCDiagnostics(float(acc), below, float(r), float(e), tuple(notes))
+    return LLCResult(llc, se, per_chain, trace, float(init_loss), n_beta=float(n_beta), diagnostics=diag, **meta)
+
+
+def estimate_llc_copies(
+    model: nn.Module,
+    loss_fn: Callable,
+    data: Sequence[torch.Tensor],
+    *,
+    n_beta: float | None = None,
+    eps: float | None = None,
+    gamma: float = 1.0,
+    num_chains: int = 8,
+    num_draws: int = 1000,
+    num_burnin: int = 500,
+    batch_size: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    step_scale: float = STEP_SCALE,
+) -> list[LLCResult]:
+    """One LLC estimate per model copy, all copies x chains in ONE batched SGLD run.
+
+    For a :class:`QuadraticNet` with B copies (seeds, checkpoints stacked with ``n_copies=B``) this
+    returns B results in copy order; each copy is localised at its own w* and (with eps=None) gets its
+    own automatic step size. Any other module counts as one copy. Arguments as in :func:`estimate_llc`.
+    """
+    problem = _make_problem(model, loss_fn, data)
+    n = problem.n
+    _check_args(n, n_beta, eps, gamma, num_chains, num_draws, num_burnin, batch_size)
+    if not (isinstance(step_scale, (int, float)) and 0 < step_scale < 2):
+        raise ValueError(f"step_scale must lie in (0, 2), got {step_scale!r}")
+    t0 = time.perf_counter()
+    B, C = problem.n_copies, num_chains
+    nb = float(n / math.log(n)) if n_beta is None else float(n_beta)
+    opts = dict(dtype=problem.dtype, device=problem.device)
+    nb_b = torch.full((B,), nb, **opts)
+    gamma_b = torch.full((B,), float(gamma), **opts)
+    init = _full_loss(problem, problem.anchor)  # (B,)
+    if not bool(torch.isfinite(init).all()):
+        raise ValueError("the loss at w* is not finite; check the model and data")
+    if eps is None:
+        eps_b = auto_eps(problem, n_beta=nb_b, gamma=gamma_b, chains=C, batch_size=batch_size, seed=seed,
+                         step_scale=step_scale)
+    else:
+        eps_b = torch.full((B,), float(eps), **opts)
+    rep = lambda t: t.repeat_interleave(C)  # noqa: E731
+    gen = torch.Generator(problem.device).manual_seed(int(seed))
+    run = _run_chains(problem, C, eps=rep(eps_b), n_beta=rep(nb_b), gamma=rep(gamma_b), init_loss=rep(init),
+                      num_burnin=num_burnin, num_draws=num_draws, batch_size=batch_size, generator=gen,
+                      progress=progress)
+    elapsed = time.perf_counter() - t0
+    trace = run.loss_trace.view(B, C, num_draws).cpu().numpy()
+    log_acc = run.log_accept.view(B, C, num_draws).cpu().numpy()
+    results = []
+    for k in range(B):
+        res = _summarise(trace[k], log_acc[k], float(init[k]), nb, n=n, eps=float(eps_b[k]), gamma=float(gamma),
+                         num_chains=C, num_draws=num_draws, num_burnin=num_burnin, batch_size=batch_size,
+                         seed=int(seed), eps_auto=eps is None, elapsed_s=elapsed)
+        for msg in res.diagnostics.warnings:
+            warnings.warn(f"LLC estimate (copy {k}): {msg}", LLCWarning, stacklevel=2)
+        results.append(res)
+    return results
+
+
+def estimate_llc(
+    model: nn.Module,
+    loss_fn: Callable,
+    data: Sequence[torch.Tensor],
+    *,
+    n_beta: float | None = None,
+    eps: float | None = None,
+    gamma: float = 1.0,
+    num_chains: int = 8,
+    num_draws: int = 1000,
+    num_burnin: int = 500,
+    batch_size: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    step_scale: float = STEP_SCALE,
+) -> LLCResult:
+    """Estimate the local learning coefficient of ``model`` at its current parameters w*.
+
+    lambda_hat = n_beta (E[L(w)] - L(w*)) under exp(-n_beta L(w) - gamma/2 |w - w*|^2), sampled by
+    ``num_chains`` SGLD chains run as one batched computation (Lau et al., arXiv 2308.12108, eq. 8).
+
+    Args:
+        model: any ``nn.Module`` (all parameters that require grad are sampled), or a
+            :class:`QuadraticNet` with one copy (use :func:`estimate_llc_copies` for several).
+        loss_fn: ``loss_fn(model(*inputs), target)`` -> AVERAGE per-sample NLL (scalar). For a
+            QuadraticNet, a per-copy loss from :mod:`slt.losses` returning (B,) (or :func:`regression_mse`).
+        data: tuple (inputs..., target) of tensors sharing their first dimension n; for a
+            QuadraticNet (a, b, target).
+        n_beta: inverse temperature n*beta; default n / log n (devinterp's default is b / log b with b
+            the batch size). A loss scaled by c acts like n_beta * c.
+        eps: SGLD step size; None chooses it from the curvature (module docstring).
+        gamma: localisation strength (gamma = 0: no localisation).
+        batch_size: minibatch size per chain and step; None = full batch.
+        seed: seeds the run's ``torch.Generator`` (noise and minibatches); same seed, same numbers.
+        progress: show a tqdm progress bar.
+        step_scale: target eps * (top curvature) for the automatic step size.
+
+    Raises:
+        SGLDDivergenceError (a ValueError): NaN/inf or a runaway chain; the message suggests an eps.
+    """
+    if isinstance(model, QuadraticNet) and model.n_copies != 1:
+        raise ValueError(f"model has {model.n_copies} copies; use estimate_llc_copies for one LLC per copy")
+    return estimate_llc_copies(model, loss_fn, data, n_beta=n_beta, eps=eps, gamma=gamma, num_chains=num_chains,
+                               num_draws=num_draws, num_burnin=num_burnin, batch_size=batch_size, seed=seed,
+                               progress=progress, step_scale=step_scale)[0]
