@@ -67,10 +67,13 @@ def quadratic_forward(
     if a.dim() == 1:
         h = U.index_select(-2, a) + V.index_select(-2, b)  # (B, N, m)
     else:
-        m = U.shape[-1]
-        ia = a.unsqueeze(-1).expand(*a.shape, m)
-        ib = b.unsqueeze(-1).expand(*b.shape, m)
-        h = torch.gather(U, -2, ia) + torch.gather(V, -2, ib)  # (B, N, m)
+        # one row gather from the (B*p, m) flattened table: index_select (backward: index_add) is ~1.5x
+        # faster on CPU than torch.gather with expanded (B, N, m) indices (benchmarks/bench_training.py)
+        B, p, m = U.shape
+        off = torch.arange(B, device=a.device).unsqueeze(1) * p  # (B, 1)
+        ha = U.reshape(B * p, m).index_select(0, (a + off).reshape(-1))
+        hb = V.reshape(B * p, m).index_select(0, (b + off).reshape(-1))
+        h = (ha + hb).view(B, a.shape[1], m)  # (B, N, m)
     return torch.matmul(h * h, A)  # (B, N, p_out)
 
 

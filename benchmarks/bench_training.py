@@ -1,0 +1,184 @@
+"""Training throughput: slt's gather + square + matmul network against a naive dense one-hot PyTorch loop,
+and seeds batched on the copy axis against one seed at a time. Run on demand (not a test):
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_training.py [--threads 1] [--quick]
+
+Part 1 (issue 2, target >= 5x): p = 97, width 512, 40% of pairs, full batch, Adam, centred MSE.
+  naive: x = [e_a; e_b] as a dense (N, 2p) matrix, nn.Linear(2p, K, bias=False) -> square ->
+  nn.Linear(K, p, bias=False), dense one-hot targets, same data, same initial weights, same optimiser.
+  The two runs are checked to follow the same trajectory before their speed is compared.
+Part 2 (target: 100 seeds of the grokking preset trained to grokking in < 15 min on 2 cores):
+  steps/s of the preset's minibatch training with B seeds on the copy axis, against B = 1; the 100-seed
+  wall time is extrapolated as (steps to grokking of the preset) x (seconds per step of the chosen layout).
+All timings are medians of several repeats in this process; the load average is printed beside them
+because the machine may be shared.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from slt.losses import centred_mse, get_loss
+from slt.models.quadratic import QuadraticNet
+from slt.tasks import make_data
+from slt.training import TrainConfig, build_model, default_config
+from slt.training.loop import MinibatchSampler, make_optimizer
+
+
+def load() -> str:
+    try:
+        return "load avg %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        return "load avg n/a"
+
+
+def timeit(step, n: int, repeats: int) -> float:
+    """Median seconds per call of ``step`` over ``repeats`` blocks of ``n`` calls (after a warm-up block)."""
+    for _ in range(max(2, n // 5)):
+        step()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(n):
+            step()
+        times.append((time.perf_counter() - t) / n)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------------- part 1
+
+def naive_model(net: QuadraticNet) -> nn.Sequential:
+    """The same network as copy 0 of ``net`` written the textbook way, on dense one-hot inputs."""
+    p, m = net.config.p, net.config.width
+
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+    seq = nn.Sequential(nn.Linear(2 * p, m, bias=False), Square(), nn.Linear(m, p, bias=False))
+    with torch.no_grad():
+        seq[0].weight.copy_(torch.cat([net.U[0], net.V[0]], 0).T)  # (m, 2p)
+        seq[2].weight.copy_(net.A[0].T)  # (p, m)
+    return seq
+
+
+def part1(p: int, width: int, frac: float, n: int, repeats: int) -> float:
+    data = make_data(p, "add", frac, 0)
+    a, b, y = data.train()
+    cfg = TrainConfig(p=p, width=width, train_fraction=frac, batch_size=None, lr=1e-3, weight_decay=1e-5)
+    net = build_model(cfg)
+    ref = naive_model(net)
+    opt = make_optimizer(cfg, net.parameters())
+    opt_ref = torch.optim.Adam(ref.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    X = torch.cat([nn.functional.one_hot(a, p), nn.functional.one_hot(b, p)], 1).float()  # (N, 2p)
+    Y = nn.functional.one_hot(y, p).float()  # (N, p)
+
+    def step_slt():
+        loss = centred_mse(net(a, b), y).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def step_naive():
+        R = Y - ref(X)
+        R = R - R.mean(0, keepdim=True)
+        loss = 0.5 * R.pow(2).sum() / len(y)
+        opt_ref.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_ref.step()
+
+    for _ in range(5):  # same trajectory: the comparison is between two implementations of one computation
+        step_slt()
+        step_naive()
+    diff = (net(a, b)[0] - ref(X)).abs().max().item()
+    scale = ref(X).abs().max().item()
+    print(f"  same trajectory after 5 steps: max |f_slt - f_naive| = {diff:.2e} (outputs up to {scale:.2e})")
+    assert diff <= 1e-3 * scale, "slt and the naive loop disagree: the benchmark would compare different things"
+
+    t_slt = timeit(step_slt, n, repeats)
+    t_naive = timeit(step_naive, n, repeats)
+    ratio = t_naive / t_slt
+    print(f"  N = {len(y)} training pairs, width {width}: slt {1 / t_slt:8.1f} steps/s | naive one-hot "
+          f"{1 / t_naive:8.1f} steps/s | ratio {ratio:.2f}x (target >= 5x)   [{load()}]")
+    # matmul work per step, in multiply-adds: readout forward + 2 backward = 3 N K p for both; the naive
+    # loop adds the one-hot layer, forward and weight gradient = 2 N (2p) K = 4 N K p
+    print(f"  matmul work per step: slt 3NKp, naive 7NKp -> ideal ratio from arithmetic alone ~ {7 / 3:.2f}x")
+    return ratio
+
+
+# ---------------------------------------------------------------------------------------------- part 2
+
+def seconds_per_step(cfg: TrainConfig, n: int, repeats: int) -> float:
+    data = make_data(cfg.p, cfg.op, cfg.train_fraction, cfg.data_seed)
+    a_tr, b_tr, y_tr = data.train()
+    net = build_model(cfg)
+    opt = make_optimizer(cfg, net.parameters())
+    full = cfg.batch_size is None or cfg.batch_size >= data.n_train
+    sampler = None if full else MinibatchSampler(cfg.seeds, data.n_train, cfg.batch_size)
+    loss_fn = get_loss(cfg.loss)
+
+    def step():
+        if full:
+            a, b, y = a_tr, b_tr, y_tr
+        else:
+            idx = sampler.next()
+            a, b, y = a_tr[idx], b_tr[idx], y_tr[idx]
+        loss = loss_fn(net(a, b), y).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return timeit(step, n, repeats)
+
+
+def part2(preset: TrainConfig, steps_to_grok: int, batch_sizes: list[int], n: int, repeats: int) -> None:
+    print(f"  preset: p={preset.p} width={preset.width} batch={preset.batch_size} lr={preset.lr:g} "
+          f"wd={preset.weight_decay:g}; steps to grokking (all seeds, from the preset run) = {steps_to_grok}")
+    per_seed = {}
+    for B in batch_sizes:
+        t = seconds_per_step(preset.replace(seeds=tuple(range(B))), n, repeats)
+        per_seed[B] = t / B
+        runs = 100 / B
+        total = runs * steps_to_grok * t
+        print(f"  B = {B:3d} seeds per run: {1 / t:8.1f} steps/s, {B / t:8.0f} seed-steps/s -> 100 seeds to "
+              f"step {steps_to_grok}: {total / 60:6.1f} min ({runs:g} run(s))   [{load()}]")
+    b1 = per_seed.get(1)
+    if b1:
+        for B, t in per_seed.items():
+            if B > 1:
+                print(f"  batched B = {B} vs one seed at a time: {b1 / t:.2f}x seed-steps/s")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--steps-to-grok", type=int, default=None,
+                    help="override the steps-to-grokking used in the extrapolation (default: the preset's "
+                         "`steps`, an upper bound chosen from the sweep)")
+    ap.add_argument("--paper", action="store_true", help="also extrapolate the paper's hyperparameters")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    n, rep = (10, 3) if args.quick else (20, 5)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores visible")
+    print("Part 1: slt vs naive dense one-hot loop (p = 97, width 512, fraction 0.4, full batch, Adam)")
+    part1(97, 512, 0.4, n, rep)
+    print("Part 1b: the paper's setting size (p = 53, width 1024, fraction 0.4, full batch)")
+    part1(53, 1024, 0.4, n, rep)
+    preset = default_config("grokking")
+    print("Part 2: seeds on the copy axis vs one at a time (grokking preset, minibatch)")
+    part2(preset, args.steps_to_grok or preset.steps, [1, 10, 100], 4 * n, rep)
+    if args.paper:
+        print("Part 3: the paper's own hyperparameters (width 1024, lr 1e-4, wd 1e-5), grokking by ~15,000 steps")
+        paper = preset.replace(width=1024, lr=1e-4, weight_decay=1e-5)
+        part2(paper, 15_000, [1, 10, 100], 2 * n, rep)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

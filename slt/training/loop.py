@@ -1,0 +1,329 @@
+"""The training loop: every seed of a config trained at once on the model's copy axis.
+
+Read top to bottom: set-up (data, model, optimiser, minibatch sampler), resume, then one loop whose
+sections are evaluate -> checkpoint -> stop -> minibatch -> forward/backward -> step.
+
+Conventions. "Step s" means the parameters after s optimiser updates; step 0 is the initialisation.
+Copies never interact: the per-copy losses are summed before ``backward`` (so each copy receives its own
+gradient) and Adam, AdamW and SGD act elementwise, so copy c follows exactly the trajectory it would
+follow alone (up to floating-point summation order in batched kernels).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from slt.losses import accuracy, get_loss
+from slt.models.quadratic import QuadraticNet
+from slt.tasks import ModularData, make_data
+from slt.training.checkpoints import (
+    CONFIG_FILE,
+    STATE_FILE,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    build_model,
+    library_version,
+    save_checkpoint,
+)
+from slt.training.config import TrainConfig
+
+METRIC_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")
+# evaluation of all pairs runs in chunks of copies so the hidden activations stay below this many elements
+_EVAL_CHUNK_ELEMENTS = 1 << 24
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    ``metrics["step"][i]`` is the i-th evaluated step; ``metrics[name][i][c]`` the value of ``name``
+    (one of ``train_loss, test_loss, train_acc, test_acc, weight_norm``) for seed ``config.seeds[c]``
+    at that step. ``memorisation_step[c]`` / ``grokking_step[c]``: first evaluated step with train /
+    test accuracy >= the config's thresholds, None if never reached.
+    """
+
+    config: TrainConfig
+    model: QuadraticNet
+    data: ModularData
+    metrics: dict[str, list]
+    memorisation_step: list[int | None]
+    grokking_step: list[int | None]
+    wall_time_s: float
+
+    def curve(self, name: str, seed_index: int = 0) -> list[float]:
+        """The values of one metric for one copy, aligned with ``metrics["step"]``."""
+        if name not in METRIC_NAMES:
+            raise ValueError(f"name must be one of {METRIC_NAMES}, got {name!r}")
+        return [row[seed_index] for row in self.metrics[name]]
+
+
+# ---------------------------------------------------------------------------------------------- schedules
+
+def log_steps(steps: int, n: int) -> list[int]:
+    """n points log-spaced in [1, steps], rounded to integers (duplicates removed)."""
+    if n <= 0:
+        return []
+    return sorted({int(round(x)) for x in np.logspace(0, math.log10(steps), n)} & set(range(1, steps + 1)))
+
+
+def eval_steps(config: TrainConfig) -> list[int]:
+    """Steps at which losses and accuracies are evaluated: 0, ``n_log`` log-spaced, every ``eval_every``, last."""
+    s = {0, config.steps, *log_steps(config.steps, config.n_log)}
+    if config.eval_every:
+        s.update(range(0, config.steps + 1, config.eval_every))
+    return sorted(s)
+
+
+def checkpoint_steps(config: TrainConfig) -> list[int]:
+    """Steps at which parameters are saved: 0, every ``checkpoint_every``, ``n_checkpoints_log`` log-spaced, last."""
+    s = {0, config.steps, *log_steps(config.steps, config.n_checkpoints_log)}
+    if config.checkpoint_every:
+        s.update(range(0, config.steps + 1, config.checkpoint_every))
+    return sorted(s)
+
+
+def first_reaching(values: list[float], steps: list[int], threshold: float) -> int | None:
+    for s, v in zip(steps, values):
+        if v >= threshold:
+            return s
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """Adam with coupled L2 (``torch.optim.Adam(weight_decay=wd)``: g <- g + wd w, as the paper), AdamW
+    (decoupled: w <- w (1 - lr wd)), or SGD (optionally with momentum; coupled L2)."""
+    params = list(params)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def _minibatch_seed(seed: int) -> int:
+    # a stream distinct from the init generator (seeded by `seed` itself), derived from the seed alone so a
+    # seed's batch order does not depend on which other seeds share the run
+    return int(np.random.SeedSequence([int(seed), 0x6D62]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class MinibatchSampler:
+    """Per-copy shuffled epochs without replacement (``drop_last``): copy c draws its own permutation of
+    the N training indices from its own generator each epoch and walks through it ``batch_size`` at a time.
+
+    Its whole state (generators, current permutations, position) round-trips through ``state_dict``.
+    """
+
+    def __init__(self, seeds: tuple[int, ...], n_train: int, batch_size: int) -> None:
+        self.n, self.bs = n_train, batch_size
+        self.gens = [torch.Generator().manual_seed(_minibatch_seed(s)) for s in seeds]
+        self.perm: torch.Tensor | None = None  # (B, N)
+        self.pos = 0
+
+    def next(self) -> torch.Tensor:
+        """Indices into the training set, shape (B, batch_size)."""
+        if self.perm is None or self.pos + self.bs > self.n:
+            self.perm = torch.stack([torch.randperm(self.n, generator=g) for g in self.gens])
+            self.pos = 0
+        idx = self.perm[:, self.pos:self.pos + self.bs]
+        self.pos += self.bs
+        return idx
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"gens": [g.get_state() for g in self.gens], "perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for g, s in zip(self.gens, state["gens"]):
+            g.set_state(s)
+        self.perm, self.pos = state["perm"], int(state["pos"])
+
+
+@torch.no_grad()
+def evaluate(model: QuadraticNet, data: ModularData, loss_name: str) -> dict[str, torch.Tensor]:
+    """Loss and accuracy on the full train and test sets, and the weight norm; each (B,) on CPU."""
+    loss_fn = get_loss(loss_name)
+    dev = model.U.device
+    B, m = model.n_copies, model.config.width
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in METRIC_NAMES}
+    n_max = max(data.n_train, data.n_test)
+    chunk = max(1, _EVAL_CHUNK_ELEMENTS // (n_max * m))
+    for lo in range(0, B, chunk):
+        sub = range(lo, min(B, lo + chunk))
+        U = model.U[lo:sub.stop]
+        V = U if model.V is None else model.V[lo:sub.stop]
+        A = model.A[lo:sub.stop]
+        for split, (a, b, y) in (("train", data.train()), ("test", data.test())):
+            a, b, y = a.to(dev), b.to(dev), y.to(dev)
+            h = U.index_select(1, a) + V.index_select(1, b)  # (b, N, m)
+            f = torch.matmul(h * h, A)  # (b, N, p)
+            out[f"{split}_loss"].append(loss_fn(f, y).float().cpu())
+            out[f"{split}_acc"].append(accuracy(f, y).float().cpu())
+    out["weight_norm"] = [model.weight_norm().float().cpu()]
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} requested but CUDA is not available; use device='cpu'")
+    return torch.device(name)
+
+
+def _check_run_dir(out: Path, config: TrainConfig) -> None:
+    """Refuse a directory that already holds a run with a different config."""
+    f = out / CONFIG_FILE
+    if not f.exists():
+        return
+    old = json.loads(f.read_text())
+    new = config.to_dict()
+    if old != new:
+        diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+        raise ValueError(
+            f"out_dir {str(out)!r} already holds a run with a different config "
+            f"(saved vs requested: {diff}); choose another out_dir"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+def _summary(config: TrainConfig, metrics: dict[str, list]) -> tuple[list, list]:
+    B = len(config.seeds)
+    mem = [first_reaching([r[c] for r in metrics["train_acc"]], metrics["step"], config.memorise_threshold)
+           for c in range(B)]
+    grok = [first_reaching([r[c] for r in metrics["test_acc"]], metrics["step"], config.grok_threshold)
+            for c in range(B)]
+    return mem, grok
+
+
+def _write_outputs(out: Path, config: TrainConfig, metrics: dict[str, list], wall: float,
+                   complete: bool, plot: bool) -> None:
+    mem, grok = _summary(config, metrics)
+    atomic_write_json(out / "metrics.json", {
+        "config": config.to_dict(), "version": library_version(), "complete": complete,
+        "steps_done": metrics["step"][-1] if metrics["step"] else 0, "wall_time_s": wall,
+        "seeds": list(config.seeds), "memorisation_step": mem, "grokking_step": grok,
+        "metrics": metrics,
+    })
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["step", "seed", *METRIC_NAMES])
+    for i, s in enumerate(metrics["step"]):
+        for c, seed in enumerate(config.seeds):
+            w.writerow([s, seed, *(repr(metrics[k][i][c]) for k in METRIC_NAMES)])
+    atomic_write_text(out / "metrics.csv", buf.getvalue())
+    if plot:
+        from slt.training.plots import plot_curves
+
+        plot_curves(metrics, list(config.seeds), mem, grok, out / "curves.png",
+                    title=f"{config.op} mod {config.p}, width {config.width}, lr {config.lr:g}, "
+                          f"wd {config.weight_decay:g}")
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+
+def train(config: TrainConfig, out_dir: str | Path | None = None, progress: bool = False) -> TrainResult:
+    """Train every seed of ``config`` at once; optionally write (and resume) a run directory.
+
+    With ``out_dir``: writes config.json, checkpoints/step_XXXXXXXX.pt, state.pt, metrics.json,
+    metrics.csv and curves.png (all atomically). If ``out_dir`` already holds a run with the same
+    config, training resumes from its last checkpoint (parameters, optimiser state, minibatch RNG state
+    and metrics so far) and gives results bit-identical to an uninterrupted run; a finished run is just
+    reloaded. A different config in ``out_dir`` raises ValueError.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    device = _resolve_device(config.device)
+    t0 = time.perf_counter()
+
+    # ---- set-up: data, model, optimiser, minibatches
+    data = make_data(config.p, config.op, config.train_fraction, config.data_seed)
+    a_tr, b_tr, y_tr = (t.to(device) for t in data.train())
+    model = build_model(config, device)
+    opt = make_optimizer(config, model.parameters())
+    loss_fn = get_loss(config.loss)
+    full_batch = config.batch_size is None or config.batch_size >= data.n_train
+    sampler = None if full_batch else MinibatchSampler(config.seeds, data.n_train, config.batch_size)
+    metrics: dict[str, list] = {"step": [], **{k: [] for k in METRIC_NAMES}}
+    start, wall_before, done, resumed = 0, 0.0, False, False
+
+    # ---- resume
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        _check_run_dir(out, config)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / CONFIG_FILE, config.to_dict())
+        if (out / STATE_FILE).exists():
+            st = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
+            model.load_state_dict(st["params"])
+            opt.load_state_dict(st["optimizer"])
+            if sampler is not None:
+                sampler.load_state_dict(st["sampler"])
+            metrics, start, wall_before = st["metrics"], int(st["step"]), float(st["wall_time_s"])
+            done, resumed = bool(st.get("complete", False)), True
+    evals, ckpts = set(eval_steps(config)), set(checkpoint_steps(config))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.steps, initial=start, unit="step", dynamic_ncols=True)
+
+    for step in range(start, config.steps + 1):
+        if done:
+            break
+        stop = step == config.steps
+        resumed_here = resumed and step == start  # evaluated and saved before the interruption
+        # ---- evaluate (no_grad; the only host sync besides checkpoints)
+        if step in evals and not resumed_here:
+            ev = evaluate(model, data, config.loss)
+            metrics["step"].append(step)
+            for k in METRIC_NAMES:
+                metrics[k].append(ev[k].tolist())
+            stop = stop or config.stop_on_grok and bool((ev["test_acc"] >= config.grok_threshold).all())
+            if bar is not None:
+                bar.set_postfix(train_acc=f"{ev['train_acc'].mean():.3f}", test_acc=f"{ev['test_acc'].mean():.3f}")
+        # ---- checkpoint: parameters first, then the resume state that points at them
+        if out is not None and (step in ckpts or stop) and not resumed_here:
+            save_checkpoint(out, step, model, config)
+            wall = wall_before + time.perf_counter() - t0
+            atomic_torch_save(out / STATE_FILE, {
+                "step": step, "params": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": opt.state_dict(), "sampler": sampler.state_dict() if sampler else None,
+                "metrics": metrics, "wall_time_s": wall, "complete": stop,
+            })
+            _write_outputs(out, config, metrics, wall, complete=stop, plot=False)
+        # ---- stop
+        if stop:
+            break
+        # ---- minibatch
+        if full_batch:
+            a, b, y = a_tr, b_tr, y_tr  # (N,) shared by all copies
+        else:
+            idx = sampler.next().to(device)  # (B, n) one batch per copy
+            a, b, y = a_tr[idx], b_tr[idx], y_tr[idx]
+        # ---- forward / backward / step
+        loss = loss_fn(model(a, b), y).sum()  # sum over copies: each copy gets its own gradient
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    wall = wall_before + time.perf_counter() - t0
+    if out is not None:
+        _write_outputs(out, config, metrics, wall, complete=True, plot=True)
+    mem, grok = _summary(config, metrics)
+    return TrainResult(config=config, model=model, data=data, metrics=metrics, memorisation_step=mem,
+                       grokking_step=grok, wall_time_s=wall)
