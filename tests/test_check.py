@@ -301,3 +301,37 @@ def test_timing_claim_sign_of_the_lag(tmp_path):
     traj = _fake_traj([20.0, 20.0, 20.0], [10.0, 10.0, 10.0], grok_steps=(200, 210, 190))
     v = claim_timing(ctx, traj).verdicts[0]
     assert v.status == DISAGREE and v.estimate == pytest.approx(-300.0)
+
+
+# ---------------------------------------------------------------------------------------------- claim 1 pieces
+
+def test_gaussian_transient_relaxes_to_half_per_direction():
+    """Quadratic approximation of SGLD from w*: each stiff direction contributes 1/2 (1 + O(eps a)) at
+    equilibrium; after few steps the contribution is far below that, after many it reaches it."""
+    from slt.checks.backend import gaussian_transient
+
+    h, nb, g = [1.0, 0.1, 1e-3], 1e5, 1.0
+    eps = 0.01 / (nb * h[0])
+    short, eq = gaussian_transient(h, nb, g, eps, 10, 10)
+    long_, eq2 = gaussian_transient(h, nb, g, eps, 10 ** 7, 1000)
+    assert eq == eq2 and eq == pytest.approx(1.5, rel=0.02)  # n_beta h >> gamma: 3 x 1/2
+    assert long_ == pytest.approx(eq, rel=1e-6) and short < 0.5 * eq
+    # the flattest direction (n_beta h eps = 1e-5 per step) is the last to relax
+    mid, _ = gaussian_transient(h, nb, g, eps, 20000, 1000)
+    assert eq - mid == pytest.approx(0.5, rel=0.3)
+
+
+def test_hessian_spectrum_rank_matches_the_closed_form():
+    """The Hessian used for the relaxation check has rank 2 lambda (the theory's Jacobian rank)."""
+    import torch
+
+    from slt.checks import backend
+    from slt.models.quadratic import QuadraticNet
+    from slt.tasks import make_data
+
+    a, b, _ = make_data(5, "add", 0.9, seed=0).train()
+    for tied, centred in ((False, False), (True, False), (False, True)):
+        net = QuadraticNet(5, 3, 1, tied, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        hs = backend.hessian_spectrum(net, a, b, centred)
+        lam = backend.generic_llc(5, 3, a.numpy(), b.numpy(), tied, centred)["lam"]
+        assert hs["rank"] == pytest.approx(2 * lam) and hs["condition"] >= 1 and len(hs["h"]) == hs["rank"]

@@ -61,6 +61,95 @@ def llc_per_copy(model: QuadraticNet, loss_fn: Callable, data: Sequence[torch.Te
     return out
 
 
+@dataclass(frozen=True)
+class CalibratedLLC:
+    """LLC at eps -> 0 from :func:`slt.calibrate_sgld` (the protocol of tests/test_llc_validation.py)."""
+
+    llc: float  # intercept of the weighted line through the step sizes that passed (eps -> 0)
+    se: float
+    ok: bool  # >= 2 step sizes passed every calibration check (R-hat, acceptance, stable trace)
+    note: str
+    n_beta: float
+    gamma: float
+    rows: tuple[dict, ...]  # per step size: eps, llc, llc_se, mala_acceptance, rhat, drift_z, ok
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CalibratedLLC":
+        return cls(**{k: (tuple(v) if k == "rows" else (math.nan if v is None else v)) for k, v in d.items()})
+
+
+def llc_eps_to_zero(model: QuadraticNet, loss_fn: Callable, data: Sequence[torch.Tensor], sgld: SGLDSettings,
+                    eps_factors: Sequence[float], seed: int) -> CalibratedLLC:
+    """SGLD at several multiples of the automatic step size, extrapolated linearly to eps -> 0
+    (``slt.calibrate_sgld``; SGLD's stationary law is biased at first order in eps)."""
+    from slt.sampling import calibrate_sgld
+
+    gamma = 1.0 if sgld.gamma is None else float(sgld.gamma)
+    cal = calibrate_sgld(model, loss_fn, tuple(data), n_beta=sgld.n_beta, gammas=(gamma,),
+                         eps_factors=tuple(eps_factors), num_chains=sgld.num_chains, num_draws=sgld.num_draws,
+                         num_burnin=sgld.num_burnin, batch_size=sgld.batch_size, seed=seed)
+    rows = tuple({"eps": r.eps, "llc": r.llc, "llc_se": r.llc_se, "mala_acceptance": r.mala_acceptance,
+                  "rhat": r.rhat, "drift_z": r.drift_z, "diverged": r.diverged, "ok": r.ok,
+                  "in_fit": cal.extrapolation is not None and r.eps in cal.extrapolation.eps} for r in cal.rows)
+    x = cal.extrapolation
+    fitted_ok = x is not None and sum(r["ok"] for r in rows if r["eps"] in x.eps) >= 2 and all(
+        r["ok"] for r in rows if r["eps"] in x.eps)
+    bad = [f"eps {r['eps']:.3g}: R-hat {r['rhat']:.2f}, acceptance {r['mala_acceptance']:.2f}, drift z "
+           f"{r['drift_z']:.1f}" + (", diverged" if r["diverged"] else "") for r in rows if not r["ok"]]
+    note = "" if fitted_ok else ("fewer than 2 step sizes passed the calibration checks (" + "; ".join(bad) + ")")
+    nan = math.nan
+    return CalibratedLLC(nan if x is None else x.llc0, nan if x is None else x.llc0_se, bool(fitted_ok), note,
+                         float(cal.n_beta), gamma, rows)
+
+
+def hessian_spectrum(model: QuadraticNet, a: torch.Tensor, b: torch.Tensor, centred: bool) -> dict:
+    """Nonzero eigenvalues of the loss Hessian J^T P J / N at an interpolating point (float64 Jacobian):
+    its condition number sets how many SGLD steps the flattest directions need to equilibrate (about
+    1 / (eps n_beta h_min) with eps n_beta h_max fixed by the step-size rule)."""
+    from slt.models.quadratic import quadratic_forward
+
+    params = [t.detach().double() for t in (model.U, model.V, model.A) if t is not None]
+    sizes = [t.numel() for t in params]
+    w = torch.cat([t.flatten() for t in params])
+
+    def outputs(w: torch.Tensor) -> torch.Tensor:
+        parts = [x.view_as(t) for x, t in zip(torch.split(w, sizes), params)]
+        U, A = parts[0], parts[-1]
+        V = U if model.V is None else parts[1]
+        out = quadratic_forward(U, V, A, a, b)[0]  # (N, q)
+        if centred:
+            out = out - out.mean(0, keepdim=True)
+        return out.flatten()
+
+    s = torch.linalg.svdvals(torch.func.jacrev(outputs)(w))
+    s = s[s > s[0] * w.numel() * torch.finfo(torch.float64).eps * 1e3]
+    h = s.pow(2) / a.numel()
+    return {"h_max": float(h[0]), "h_min": float(h[-1]), "condition": float(h[0] / h[-1]), "rank": int(h.numel()),
+            "h": h.tolist()}
+
+
+def gaussian_transient(h: Sequence[float], n_beta: float, gamma: float, eps: float, num_burnin: int,
+                       num_draws: int) -> tuple[float, float]:
+    """(expected estimate over the draw window, equilibrium value) of SGLD started at w* on the quadratic
+    approximation n_beta/2 sum_i h_i x_i^2 + gamma/2 |x|^2 of the tempered loss.
+
+    Per direction (precision a = n_beta h + gamma) the update x' = (1 - eps a/2) x + N(0, eps) has
+    Var x_t = v (1 - r^(2t)), r = 1 - eps a/2, v = 1 / (a (1 - eps a/4)); its contribution to
+    n_beta E[L] is n_beta h Var x_t / 2, averaged over t in [burnin, burnin + draws). A chain that starts at
+    w* therefore UNDERESTIMATES lambda by the equilibrium minus the first value, whatever R-hat says (every
+    chain relaxes the same way, so they agree with each other)."""
+    hh = torch.as_tensor(list(h), dtype=torch.float64)
+    a = n_beta * hh + gamma
+    r2 = (1 - eps * a / 2) ** 2
+    v = 1 / (a * (1 - eps * a / 4))
+    window = r2 ** num_burnin * (1 - r2 ** num_draws) / (num_draws * (1 - r2))  # mean of r^(2t) over the draws
+    eq = n_beta * hh * v / 2
+    return float((eq * (1 - window)).sum()), float(eq.sum())
+
+
 def calibrate_eps(model: QuadraticNet, loss_fn: Callable, data: Sequence[torch.Tensor], sgld: SGLDSettings,
                   seed: int) -> float:
     """The sampler's automatic step size (curvature rule with pilot chains, ``eps=None``) for each copy of

@@ -163,15 +163,19 @@ def claim_closed_form(ctx: Context, spec: ClosedFormSpec) -> ClaimResult:
     """Claim 1: SGLD estimate at a generic (teacher) point against our exact closed form.
 
     Each case: a random teacher QuadraticNet w* (float64), its own outputs on N training pairs as targets,
-    so w* is an interpolating, generic point of the zero set; lambda = rank J / 2 exactly
-    (``slt.theory.quadratic``), estimated by SGLD at n_beta = n / log n."""
+    so w* is an interpolating, generic point of the zero set and lambda = rank J / 2 exactly
+    (``slt.theory.quadratic``). The loss is the population loss on those pairs (L(w*) = 0), so n_beta is a
+    free inverse temperature; the estimate is SGLD's, extrapolated to eps -> 0 over ``spec.eps_factors`` x
+    the automatic step size -- the protocol that validated the estimator (tests/test_llc_validation.py)."""
+    from slt.sampling import extrapolate_to_zero
+    from slt.sampling import extrapolate_to_zero
     from slt.tasks import make_data
 
     t0 = time.perf_counter()
     verdicts, rows = [], []
     for i, case in enumerate(spec.cases):
-        key = {"case": asdict(case), "sgld": asdict(spec.sgld), "teacher_seed": spec.teacher_seed,
-               "teacher_scale": spec.teacher_scale}
+        key = {"case": asdict(case), "sgld": asdict(spec.sgld), "eps_factors": list(spec.eps_factors),
+               "teacher_seed": spec.teacher_seed, "teacher_scale": spec.teacher_scale}
 
         def compute(case: ClosedFormCase = case, i: int = i) -> dict:
             total = case.p * case.p
@@ -185,34 +189,75 @@ def claim_closed_form(ctx: Context, spec: ClosedFormSpec) -> ClaimResult:
             with torch.no_grad():
                 target = teacher(a, b)[0]  # (N, p)
             th = backend.generic_llc(case.p, case.width, a.numpy(), b.numpy(), case.tied, case.centred)
-            r = backend.llc_per_copy(teacher, soft_target_loss(case.centred), (a, b, target), spec.sgld,
-                                     seed=spec.teacher_seed + i)[0]
-            return {"theory": th, "llc": r.to_dict(), "n_train": int(a.numel()),
-                    "n_params": sum(int(t.numel()) for t in teacher.parameters())}
+            t1 = time.perf_counter()
+            r = backend.llc_eps_to_zero(teacher, soft_target_loss(case.centred), (a, b, target), spec.sgld,
+                                        spec.eps_factors, seed=spec.teacher_seed + i)
+            sgld_s = time.perf_counter() - t1
+            hs = backend.hessian_spectrum(teacher, a, b, case.centred)
+            # the deficit that incomplete relaxation from w* predicts on the quadratic approximation,
+            # extrapolated to eps -> 0 exactly as the estimates were
+            h, sg = hs.pop("h"), spec.sgld
+            pred = [backend.gaussian_transient(h, r.n_beta, r.gamma, row["eps"], sg.num_burnin, sg.num_draws)
+                    for row in r.rows]
+            fit = [(row["eps"], p_[0], row["llc_se"]) for row, p_ in zip(r.rows, pred) if row["in_fit"]]
+            c0 = extrapolate_to_zero(*zip(*fit))[0] if len(fit) >= 2 else math.nan
+            eq0 = extrapolate_to_zero(*zip(*[(row["eps"], p_[1], row["llc_se"]) for row, p_ in zip(r.rows, pred)]))[0]
+            hs["transient_deficit"] = eq0 - c0  # > 0: the eps -> 0 estimate is expected this much too low
+            return {"theory": th, "llc": r.to_dict(), "n_train": int(a.numel()), "sgld_s": sgld_s,
+                    "hessian": hs, "n_params": sum(int(t.numel()) for t in teacher.parameters())}
 
         res = ctx.cache.get_or_compute(f"closed_form-{case.label}", key, compute)
-        r = backend.CopyLLC.from_dict(res["llc"])
-        th = res["theory"]
-        v = compare_value(f"closed_form/{case.label}", "SGLD estimate equals (1/2) rank J at a generic teacher point",
-                          r.llc, r.se, th["lam"], diagnostics_ok=r.ok, diagnostics_note=r.note,
+        r = backend.CalibratedLLC.from_dict(res["llc"])
+        th, hs = res["theory"], res["hessian"]
+        # R-hat cannot see incomplete relaxation from w* (all chains relax alike). The quadratic approximation
+        # predicts the resulting bias from the Hessian spectrum; a verdict stands only if it is the same for
+        # the estimate and for the estimate corrected by that predicted bias, else the case is undecided.
+        deficit = hs.get("transient_deficit", math.nan)
+        statement = "SGLD estimate (eps -> 0) equals (1/2) rank J at a generic teacher point"
+        corrected = compare_value("", "", r.llc + deficit, r.se, th["lam"]) if math.isfinite(deficit) else None
+        raw = compare_value("", "", r.llc, r.se, th["lam"])
+        robust = corrected is None or corrected.status == raw.status
+        note = "; ".join(x for x in (r.note, "" if robust else (
+            f"chains started at w* not relaxed: the quadratic approximation predicts the eps -> 0 estimate "
+            f"{deficit:.3g} low (Hessian condition {hs['condition']:.2g}), and with that correction the "
+            f"numbers would say {corrected.status}")) if x)
+        v = compare_value(f"closed_form/{case.label}", statement, r.llc, r.se, th["lam"],
+                          diagnostics_ok=r.ok and robust, diagnostics_note=note,
                           details={"n_params": res["n_params"], "exact_rank_verified": th["exact"],
-                                   "eps": r.eps, "n_beta": r.n_beta, "mala": r.mala, "rhat": r.rhat,
-                                   "sampler_warnings": r.note})
+                                   "n_beta": r.n_beta, "gamma": r.gamma, "hessian_condition": hs["condition"],
+                                   "predicted_transient_deficit": deficit,
+                                   "if_corrected_for_deficit": None if corrected is None else corrected.status,
+                                   "per_eps": list(r.rows), "sampler_warnings": r.note})
         verdicts.append(v)
-        rows.append({"case": case.label, **asdict(case), "lambda": th["lam"], "estimate": r.llc, "se": r.se,
-                     "z": v.z, "rel_error": v.rel_error, "status": v.status, "n_params": res["n_params"]})
-        ctx.log(f"  {case.label}: lambda = {th['lam']:g}, estimate {r.llc:.4g} ± {r.se:.2g} -> {v.status}")
+        over = case.p * (case.n_train - case.centred) < (3 * case.p - 2) * case.width
+        rows.append({"case": case.label, **asdict(case), "regime": "over" if over else "under", "lambda": th["lam"],
+                     "estimate": r.llc, "se": r.se, "z": v.z, "rel_error": v.rel_error, "status": v.status,
+                     "n_params": res["n_params"], "condition": hs["condition"], "predicted_deficit": deficit,
+                     "smallest_eps_estimate": min(r.rows, key=lambda x: x["eps"])["llc"]})
+        ctx.log(f"  {case.label}: lambda = {th['lam']:g}, estimate {r.llc:.4g} ± {r.se:.2g} (eps -> 0; Hessian "
+                f"condition {hs['condition']:.2g}, predicted relaxation deficit {deficit:.2g}; "
+                f"{res.get('sgld_s', math.nan):.0f} s) -> {v.status}")
     plots.plot_closed_form(ctx.out / "closed_form.png", [r["lambda"] for r in rows], [r["estimate"] for r in rows],
                            [r["se"] for r in rows], [r["case"] for r in rows])
     rels = [abs(r["rel_error"]) for r in rows if math.isfinite(r["rel_error"])]
-    notes = (f"Teachers: random QuadraticNet weights at {spec.teacher_scale:g}x the default init; n_beta = "
-             f"{spec.sgld.n_beta or 'n/log n'} (a teacher-student regression with n samples from the N inputs; "
-             f"n_beta = 1000 corresponds to n ~ 9,000).",
+    sg = spec.sgld
+    notes = (f"Protocol of the estimator's validation (tests/test_llc_validation.py): teachers at "
+             f"{spec.teacher_scale:g}x the default init, noiseless targets (population loss on the N pairs, "
+             f"L(w*) = 0), n_beta = {sg.n_beta:g}, gamma = {1.0 if sg.gamma is None else sg.gamma:g}, "
+             f"{sg.num_chains} chains x ({sg.num_burnin} + {sg.num_draws}) steps at "
+             f"{', '.join(f'{f:g}' for f in spec.eps_factors)} x the automatic step size, extrapolated linearly "
+             f"to eps -> 0 (SE of the intercept).",
              (f"Median |relative error| {np.median(rels):.1%}, max {max(rels):.1%} over {len(rels)} cases; the "
               f"estimate is below the closed form in {sum(r['estimate'] < r['lambda'] for r in rows)} of {len(rows)} "
               f"cases. Verdicts: " + ", ".join(f"{s} {sum(r['status'] == s for r in rows)}"
                                                for s in ("agree", "disagree", "inconclusive")) + ".")
-             if rels else "No finite estimates.")
+             if rels else "No finite estimates.",
+             "Hessian condition number and the relaxation deficit the quadratic approximation predicts for chains "
+             "started at w* (extrapolated to eps -> 0 like the estimate): " + ", ".join(
+                 f"{r['case']}: {r['condition']:.2g}, {r['predicted_deficit']:.2g}" for r in rows)
+             + ". The flattest directions need ~20 x condition steps at the largest step size; chains that have "
+               "not relaxed UNDERESTIMATE lambda and R-hat cannot tell (they all relax alike); a case is "
+               "decided only if the estimate and the estimate plus its predicted deficit get the same verdict.")
     return ClaimResult("closed_form", "1. Closed form vs SGLD on quadratic networks", tuple(verdicts),
                        data={"cases": rows}, figures=("closed_form.png",), notes=notes,
                        wall_s=time.perf_counter() - t0)
@@ -223,7 +268,7 @@ def claim_closed_form(ctx: Context, spec: ClosedFormSpec) -> ClaimResult:
 def run_trajectory(ctx: Context, spec: TrajectorySpec) -> dict:
     """Train the grokking run and estimate the LLC at its checkpoints (shared by claims 2, 3 and 6)."""
     cfg, run_dir, summary = _train(ctx, "trajectory", spec.train, **_ckpt_schedule(spec.train, spec.n_llc_checkpoints))
-    steps = _pick_steps(_saved_steps(run_dir), 2 * spec.n_llc_checkpoints)
+    steps = _pick_steps(_saved_steps(run_dir), spec.llc_steps or 2 * spec.n_llc_checkpoints)
     llc = _llc_at_checkpoints(ctx, "trajectory", cfg, run_dir, steps, spec.sgld, seed=1)
     return {"config": cfg, "run_dir": str(run_dir), "summary": summary, "llc": llc}
 
@@ -414,7 +459,7 @@ def run_lr_sweep(ctx: Context, spec: LrSweepSpec) -> dict:
     for lr in spec.lrs:
         cfg, run_dir, summary = _train(ctx, f"lr{lr:g}", spec.train, lr=float(lr),
                                        **_ckpt_schedule(spec.train, spec.n_llc_checkpoints))
-        steps = _pick_steps(_saved_steps(run_dir), 2 * spec.n_llc_checkpoints)
+        steps = _pick_steps(_saved_steps(run_dir), spec.llc_steps or 2 * spec.n_llc_checkpoints)
         llc = _llc_at_checkpoints(ctx, f"lr{lr:g}", cfg, run_dir, steps, spec.sgld, seed=1)
         m = summary["metrics"]
         S = len(cfg["seeds"])
