@@ -316,3 +316,23 @@ def test_cli_llc_end_to_end(tmp_path):
     bad = subprocess.run(env_cmd + ["llc", "--run", str(run), "--step", "999999", "--no-progress"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "step" in bad.stderr
+
+
+def test_minibatch_mixing_diagnostics_use_full_data_losses():
+    # minibatch noise in the draw losses hides unmixed chains (experiments/mixing_probe), so with
+    # minibatches R-hat/ESS come from the full-data loss at evenly spaced draws; full batch: the draws
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(200, 3, generator=g, dtype=torch.float64)
+    y = X @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    model = nn.Linear(3, 1, bias=False).to(torch.float64)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0, 0.5]], dtype=torch.float64))
+    loss = lambda out, t: 0.5 * ((out.squeeze(-1) - t) ** 2).mean()  # noqa: E731
+    kw = dict(num_chains=4, num_draws=200, num_burnin=50, seed=3)
+    mini = estimate_llc(model, loss, (X, y), batch_size=20, **kw)
+    full = estimate_llc(model, loss, (X, y), **kw)
+    assert mini.diagnostics.rhat_source == "full_loss_thinned"
+    assert full.diagnostics.rhat_source == "draws"
+    assert full.diagnostics.rhat == pytest.approx(rhat(full.loss_trace, method="rank"))
+    assert mini.diagnostics.rhat != pytest.approx(rhat(mini.loss_trace, method="rank"))
+    assert math.isfinite(mini.diagnostics.rhat) and math.isfinite(mini.diagnostics.ess)
