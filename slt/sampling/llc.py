@@ -45,7 +45,7 @@ from slt.sampling.sgld import Position, RowLoss, sgld_init, sgld_step, tree_dot
 # With minibatches, R-hat and ESS are computed on the full-data loss at this many evenly spaced draws
 # (a forward pass over all n samples each): honest mixing diagnostics for ~DIAG_POINTS * n / batch extra
 # forward-sample evaluations.
-DIAG_POINTS = 50
+DIAG_POINTS = 25
 STEP_SCALE = 0.05  # eps * (stiffest curvature of the potential): SGLD bias <= 1.25% per direction
 PILOT_STEPS = 200  # enough for the stiff directions (time constant 1/STEP_SCALE = 20 steps) to settle
 PILOT_ROUNDS = 12  # at most 2,400 pilot steps
