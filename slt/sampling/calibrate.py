@@ -31,6 +31,7 @@ from torch import nn
 
 from slt.sampling.diagnostics import mala_acceptance, rhat
 from slt.sampling.llc import (
+    DIAG_POINTS,
     RHAT_WARN,
     STEP_SCALE,
     _check_args,
@@ -195,15 +196,17 @@ def calibrate_sgld(
         run = _run_chains(problem, R, eps=eps_rows, n_beta=torch.full((R,), nb, **opts),
                           gamma=torch.full((R,), float(gamma), **opts), init_loss=init.expand(R),
                           num_burnin=num_burnin, num_draws=num_draws, batch_size=batch_size, generator=gen,
-                          progress=progress, stop_on_divergence=False)
+                          progress=progress, stop_on_divergence=False, diag_points=DIAG_POINTS)
         trace = run.loss_trace.view(S, C, num_draws).cpu().numpy()
+        # minibatch runs: mixing judged on the thinned full-data losses, as in estimate_llc
+        mix = trace if run.full_trace is None else run.full_trace.view(S, C, -1).cpu().numpy()
         log_acc = run.log_accept.view(S, C, num_draws).cpu().numpy()
         div = run.diverged.view(S, C).any(1).cpu().numpy()
         L0 = float(init[0])
         for k, e in enumerate(grid):
             llc, se, dz = _row_stats(trace[k], log_acc[k], L0, nb)
             acc = float(mala_acceptance(log_acc[k]).mean())
-            r = float(rhat(trace[k]))
+            r = float(rhat(mix[k]))
             below = float((trace[k] < L0).mean())
             ok = (not div[k]) and acc >= min_acceptance and r <= RHAT_WARN and abs(dz) <= STABLE_Z
             rows.append(CalibrationRow(e, float(gamma), llc, se, acc, r, below, dz, bool(div[k]), bool(ok)))
