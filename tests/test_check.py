@@ -7,6 +7,7 @@ import math
 import os
 
 import numpy as np
+import torch
 import pytest
 
 from slt.checks import cache as cache_mod
@@ -236,6 +237,8 @@ def test_quick_check_end_to_end_and_resume(tmp_path, capsys):
         for fig in c["figures"]:
             assert (out / fig).stat().st_size > 0
     assert sum(rep["summary"].values()) == total
+    ids = [v["claim"] for c in rep["claims"] for v in c["verdicts"]]
+    assert len(ids) == len(set(ids))  # a point on both sweep axes is judged once, not twice
     # the closed-form grid always has an exact value and a finite estimate with its SE and z
     for v in rep["claims"][0]["verdicts"]:
         assert v["theory"] > 0 and v["estimate"] is not None and v["se"] > 0 and v["z"] is not None
@@ -335,3 +338,49 @@ def test_hessian_spectrum_rank_matches_the_closed_form():
         hs = backend.hessian_spectrum(net, a, b, centred)
         lam = backend.generic_llc(5, 3, a.numpy(), b.numpy(), tied, centred)["lam"]
         assert hs["rank"] == pytest.approx(2 * lam) and hs["condition"] >= 1 and len(hs["h"]) == hs["rank"]
+
+
+def test_compare_sign_with_a_material_effect():
+    """min_effect: agree only if the whole 3-SE band lies above it, disagree if it lies below (a fall that is
+    significant but smaller than the material size counts against the prediction)."""
+    from slt.checks.verdict import compare_sign
+
+    assert compare_sign("c", "s", 0.20, 0.02, min_effect=0.05).status == AGREE
+    small = compare_sign("c", "s", 0.002, 0.0004, min_effect=0.05)
+    assert small.status == DISAGREE and small.z == pytest.approx(5.0)  # significant but immaterial
+    assert compare_sign("c", "s", 0.002, 0.0004).status == AGREE  # the same numbers without the threshold
+    assert compare_sign("c", "s", 0.06, 0.01, min_effect=0.05).status == INCONCLUSIVE
+    v = compare_sign("c", "s", 0.002, 0.0004, min_effect=0.05, diagnostics_ok=False)
+    assert v.status == INCONCLUSIVE and v.details["if_diagnostics_ignored"] == DISAGREE
+
+
+def test_trajectory_claim_needs_a_material_fall(tmp_path):
+    from slt.checks.claims import Context, claim_trajectory
+
+    ctx = Context(tmp_path, PointCache(tmp_path / "cache"), log=lambda s: None)
+    traj = _fake_traj([20.0, 20.2, 19.9], [10.0, 10.1, 9.9])
+    traj["summary"]["metrics"] = {"step": [0, 1000], "train_acc": [[0.0] * 3, [1.0] * 3],
+                                  "test_acc": [[0.0] * 3, [1.0] * 3]}
+    assert claim_trajectory(ctx, traj).verdicts[0].status == AGREE  # falls by half
+    flat = _fake_traj([20.0, 20.2, 19.9], [19.95, 20.1, 19.85])
+    flat["summary"]["metrics"] = traj["summary"]["metrics"]
+    v = claim_trajectory(ctx, flat).verdicts[0]
+    assert v.status == DISAGREE and 0 < v.estimate < 0.05  # a fall well below 5%: no material fall
+
+
+def test_timing_claim_without_any_drop_says_so(tmp_path):
+    from slt.checks.claims import Context, claim_timing
+
+    ctx = Context(tmp_path, PointCache(tmp_path / "cache"), log=lambda s: None)
+    v = claim_timing(ctx, _fake_traj([20.0, 20.0, 20.0], [19.9, 19.9, 19.9])).verdicts[0]
+    assert v.status == INCONCLUSIVE and "no seed has an LLC drop" in v.reason
+
+
+def test_run_check_rejects_a_bad_device(tmp_path):
+    from slt.checks import profile, run_check
+
+    with pytest.raises(ValueError, match="device"):
+        run_check(profile("quick"), tmp_path, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            run_check(profile("quick"), tmp_path, device="cuda")

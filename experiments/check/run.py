@@ -38,12 +38,13 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="output folder (default ./slt-check-<profile>)")
     ap.add_argument("--only", nargs="+", choices=CLAIM_KEYS, default=None)
     ap.add_argument("--write-configs", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (training and trained-network LLCs)")
     args = ap.parse_args()
     if args.write_configs:
         write_configs()
         return
     run_check(load_profile(args.profile), args.out or f"slt-check-{args.profile}",
-              only=tuple(args.only) if args.only else None)
+              only=tuple(args.only) if args.only else None, device=args.device)
 
 
 if __name__ == "__main__":

@@ -55,8 +55,12 @@ def llc_per_copy(model: QuadraticNet, loss_fn: Callable, data: Sequence[torch.Te
     out = []
     for r in results:
         d = r.diagnostics
+        # With minibatches the MALA acceptance is computed from minibatch potentials and mostly measures the
+        # minibatch noise (experiments/mixing_probe: 0.09 at batch 128 vs 0.67 full batch at the same eps), so
+        # it is recorded but does not gate; the step-size bias is measured separately (eps -> 0, claim 6).
+        gating = [w for w in d.warnings if not (sgld.batch_size is not None and w.startswith("MALA acceptance"))]
         out.append(CopyLLC(float(r.llc), float(r.llc_se), tuple(float(x) for x in r.llc_per_chain),
-                           not d.warnings, "; ".join(d.warnings), float(r.eps), float(r.n_beta),
+                           not gating, "; ".join(d.warnings), float(r.eps), float(r.n_beta),
                            float(r.init_loss), float(d.mala_acceptance), float(d.rhat)))
     return out
 
@@ -90,7 +94,8 @@ def llc_eps_to_zero(model: QuadraticNet, loss_fn: Callable, data: Sequence[torch
     gamma = 1.0 if sgld.gamma is None else float(sgld.gamma)
     cal = calibrate_sgld(model, loss_fn, tuple(data), n_beta=sgld.n_beta, gammas=(gamma,),
                          eps_factors=tuple(eps_factors), num_chains=sgld.num_chains, num_draws=sgld.num_draws,
-                         num_burnin=sgld.num_burnin, batch_size=sgld.batch_size, seed=seed)
+                         num_burnin=sgld.num_burnin, batch_size=sgld.batch_size, seed=seed,
+                         precondition=sgld.precondition)
     rows = tuple({"eps": r.eps, "llc": r.llc, "llc_se": r.llc_se, "mala_acceptance": r.mala_acceptance,
                   "rhat": r.rhat, "drift_z": r.drift_z, "diverged": r.diverged, "ok": r.ok,
                   "in_fit": cal.extrapolation is not None and r.eps in cal.extrapolation.eps} for r in cal.rows)
@@ -257,13 +262,13 @@ def make_config(preset: str, overrides: dict) -> dict:
     return default_config(preset).replace(**overrides).to_dict()
 
 
-def load_checkpoints(run_dir, steps: Sequence[int] | None = None):
+def load_checkpoints(run_dir, steps: Sequence[int] | None = None, device: str = "cpu"):
     """(steps, [Checkpoint]) of a run; all saved ones when ``steps`` is None."""
     from slt.training import list_checkpoints, load_checkpoint
 
     saved = list_checkpoints(run_dir)
     steps = saved if steps is None else list(steps)
-    return steps, [load_checkpoint(run_dir, s) for s in steps]
+    return steps, [load_checkpoint(run_dir, s, device=device) for s in steps]
 
 
 def evaluate_accuracy(model: QuadraticNet, data, loss: str) -> tuple[list[float], list[float]]:

@@ -106,7 +106,8 @@ def render_markdown(claims: list[ClaimResult], meta: dict) -> str:
     counts = count_statuses(claims)
     out = ["# slt check: theory versus experiment", ""]
     out.append(f"Profile `{meta.get('profile')}`, slt {meta.get('version')}, torch {meta.get('torch')}, "
-               f"{meta.get('threads')} threads, wall time {meta.get('wall_s', float('nan')):.0f} s.")
+               f"{meta.get('threads')} threads, device {meta.get('gpu') or meta.get('device', 'cpu')}, "
+               f"wall time {meta.get('wall_s', float('nan')):.0f} s.")
     out += ["", f"**{counts[AGREE]} agree, {counts[DISAGREE]} disagree, {counts[INCONCLUSIVE]} inconclusive.**", ""]
     out += ["## Rules", "", RULES_TEXT, "", "## Summary", "", format_table(SUMMARY_HEADER, summary_rows(claims), True), ""]
     disagreements = [v for c in claims for v in c.verdicts if v.status == DISAGREE]

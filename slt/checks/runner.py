@@ -40,17 +40,25 @@ def run_check(
     *,
     only: tuple[str, ...] | None = None,
     log: Callable[[str], None] = print,
+    device: str = "cpu",
 ) -> list[ClaimResult]:
-    """Run the claims of ``prof`` (all, or those named in ``only``), write the report into ``out_dir``."""
+    """Run the claims of ``prof`` (all, or those named in ``only``), write the report into ``out_dir``.
+
+    ``device`` ('cpu', 'cuda', 'cuda:N') runs the training runs and the LLC estimates of trained networks
+    there; the closed-form cases (networks of a few dozen parameters) always run on the CPU."""
     if only is not None:
         unknown = sorted(set(only) - set(CLAIM_KEYS))
         if unknown:
             raise ValueError(f"only must name claims among {CLAIM_KEYS}, got {unknown}")
+    if not (isinstance(device, str) and (device == "cpu" or device.startswith("cuda"))):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} requested but CUDA is not available; use device='cpu'")
     want = lambda k: only is None or k in only  # noqa: E731
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = PointCache(out / "cache")
-    ctx = C.Context(out, cache, log)
+    ctx = C.Context(out, cache, log, device)
     t_start = time.perf_counter()
     results: list[ClaimResult] = []
 
@@ -91,7 +99,8 @@ def run_check(
 
     wall = time.perf_counter() - t_start
     meta = {"profile": prof.name, "version": _version(), "torch": torch.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "wall_s": wall, "points_computed": cache.computed,
+            "threads": torch.get_num_threads(), "device": device,
+            "gpu": torch.cuda.get_device_name(device) if device.startswith("cuda") else None, "wall_s": wall, "points_computed": cache.computed,
             "points_reused": cache.reused, "settings": prof.to_dict(),
             "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_report(out, results, meta)

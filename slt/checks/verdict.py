@@ -128,20 +128,39 @@ def compare_sign(
     diagnostics_ok: bool = True,
     diagnostics_note: str = "",
     details: dict | None = None,
+    min_effect: float = 0.0,
 ) -> Verdict:
-    """Ordering prediction "mean > 0": agree if mean > k SE, disagree if mean < -k SE, else inconclusive
-    (also inconclusive when the sampler diagnostics behind the values failed)."""
-    rule = (f"agree if mean > {k:g} SE; disagree if mean < -{k:g} SE; inconclusive otherwise or if sampler "
-            f"diagnostics fail")
+    """Ordering prediction "mean > min_effect": agree if mean - k SE > min_effect, disagree if
+    mean + k SE < min_effect, else inconclusive (also inconclusive when the sampler diagnostics behind the
+    values failed). min_effect = 0: agree if z > k, disagree if z < -k. A positive min_effect is the
+    smallest effect that counts (e.g. a relative LLC fall the estimator's step-size bias cannot produce)."""
+    if min_effect:
+        rule = (f"agree if mean - {k:g} SE > {min_effect:g}; disagree if mean + {k:g} SE < {min_effect:g} "
+                f"(smaller than the material effect, or opposite); inconclusive otherwise or if sampler "
+                f"diagnostics fail")
+    else:
+        rule = (f"agree if mean > {k:g} SE; disagree if mean < -{k:g} SE; inconclusive otherwise or if sampler "
+                f"diagnostics fail")
     det = dict(details or {})
     if not (_finite(mean) and _finite(se)) or se <= 0:
         return Verdict(claim, statement, INCONCLUSIVE, _f(mean), _f(se), math.nan, math.nan, math.nan, rule,
                        "too few independent values for a standard error", det)
     z = mean / se
     if not diagnostics_ok:
-        det["if_diagnostics_ignored"] = compare_sign(claim, statement, mean, se, k=k).status
+        det["if_diagnostics_ignored"] = compare_sign(claim, statement, mean, se, k=k, min_effect=min_effect).status
         return Verdict(claim, statement, INCONCLUSIVE, mean, se, math.nan, z, math.nan, rule,
                        f"diagnostics failed: {diagnostics_note or 'see details'}", det)
+    if min_effect:
+        lo, hi = mean - k * se, mean + k * se
+        if lo > min_effect:
+            status, reason = AGREE, f"mean - {k:g} SE = {lo:.3g} exceeds the material effect {min_effect:g}"
+        elif hi < min_effect:
+            status, reason = DISAGREE, (f"mean + {k:g} SE = {hi:.3g} is below the material effect {min_effect:g}: "
+                                        "no material effect in the predicted direction")
+        else:
+            status, reason = INCONCLUSIVE, (f"[{lo:.3g}, {hi:.3g}] (mean +- {k:g} SE) contains the material effect "
+                                            f"{min_effect:g}")
+        return Verdict(claim, statement, status, mean, se, math.nan, z, math.nan, rule, reason, det)
     if z > k:
         status, reason = AGREE, f"difference is {z:.1f} SE above zero"
     elif z < -k:

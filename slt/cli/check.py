@@ -16,6 +16,8 @@ def register(subparsers) -> None:
     size.add_argument("--quick", action="store_true", help="tiny settings (about a minute; for tests)")
     p.add_argument("--only", nargs="+", metavar="CLAIM", default=None,
                    help="run only these claims: closed_form trajectory timing basins lr gsm paper_sweeps")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default), cuda or cuda:N: where training and the trained-network LLCs run")
     p.set_defaults(func=run)
 
 
@@ -23,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
     from slt.checks import profile, run_check
 
     name = "full" if args.full else "quick" if args.quick else "default"
-    run_check(profile(name), args.out, only=tuple(args.only) if args.only else None)
+    run_check(profile(name), args.out, only=tuple(args.only) if args.only else None, device=args.device)
     return 0

@@ -39,6 +39,8 @@ from slt.sampling.llc import (
     _make_problem,
     _run_chains,
     auto_eps,
+    check_precondition,
+    hessian_preconditioner,
 )
 
 EPS_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -78,6 +80,7 @@ class CalibrationResult:
     n: int
     n_beta: float
     init_loss: float
+    precondition: str | None = None  # the kernel's metric: None (plain SGLD) or "hessian"
 
     def table(self) -> str:
         head = f"{'eps':>10} {'gamma':>7} {'llc':>10} {'se':>8} {'accept':>7} {'rhat':>6} {'below':>6} {'drift z':>8}  verdict"
@@ -96,7 +99,7 @@ class CalibrationResult:
     def to_dict(self) -> dict:
         return {"rows": [asdict(r) for r in self.rows], "chosen": None if self.chosen is None else asdict(self.chosen),
                 "extrapolation": None if self.extrapolation is None else asdict(self.extrapolation),
-                "n": self.n, "n_beta": self.n_beta, "init_loss": self.init_loss}
+                "n": self.n, "n_beta": self.n_beta, "init_loss": self.init_loss, "precondition": self.precondition}
 
     def plot(self, path=None):
         """Estimate +- SE and MALA acceptance against eps, with the extrapolation line; -> Figure."""
@@ -153,6 +156,7 @@ def calibrate_sgld(
     step_scale: float = STEP_SCALE,
     plot_path=None,
     progress: bool = False,
+    precondition: str | None = None,
 ) -> CalibrationResult:
     """Sweep step sizes x localisations, pick a setting by diagnostics, extrapolate to eps -> 0.
 
@@ -161,6 +165,8 @@ def calibrate_sgld(
     must have one copy. Returns the table (``.rows``, ``.table()``), the chosen setting, the
     extrapolation (fitted at the chosen gamma to every setting that passed, or, failing 2 of those, to
     every non-diverged one) and, with ``plot_path``, writes the calibration plot there.
+    ``precondition="hessian"`` runs every setting with the constant metric M = (n_beta H + gamma I)^(-1)
+    of :func:`slt.estimate_llc` (one M per gamma); the step sizes are then those of the whitened frame.
     """
     problem = _make_problem(model, loss_fn, data)
     if problem.n_copies != 1:
@@ -177,15 +183,21 @@ def calibrate_sgld(
         raise ValueError(f"eps_factors must be a nonempty list of finite numbers > 0, got {eps_factors!r}")
     if not 0 <= min_acceptance <= 1:
         raise ValueError(f"min_acceptance must lie in [0, 1], got {min_acceptance!r}")
+    check_precondition(precondition, problem.dim)
     nb = float(n / math.log(n)) if n_beta is None else float(n_beta)
     opts = dict(dtype=problem.dtype, device=problem.device)
     init = _full_loss(problem, problem.anchor)  # (1,)
     C = num_chains
     rows: list[CalibrationRow] = []
     for gi, gamma in enumerate(gammas):
+        precond = None
+        if precondition is not None:  # M depends on gamma
+            precond, _ = hessian_preconditioner(problem, torch.full((1,), nb, **opts),
+                                                torch.full((1,), float(gamma), **opts), precondition)
         if eps is None:
             e0 = float(auto_eps(problem, n_beta=torch.full((1,), nb, **opts), gamma=torch.full((1,), float(gamma), **opts),
-                                chains=C, batch_size=batch_size, seed=seed, step_scale=step_scale)[0])
+                                chains=C, batch_size=batch_size, seed=seed, step_scale=step_scale,
+                                precond=precond)[0])
             grid = sorted(e0 * f for f in eps_factors)
         else:
             grid = sorted(float(e) for e in eps)
@@ -196,7 +208,7 @@ def calibrate_sgld(
         run = _run_chains(problem, R, eps=eps_rows, n_beta=torch.full((R,), nb, **opts),
                           gamma=torch.full((R,), float(gamma), **opts), init_loss=init.expand(R),
                           num_burnin=num_burnin, num_draws=num_draws, batch_size=batch_size, generator=gen,
-                          progress=progress, stop_on_divergence=False, diag_points=DIAG_POINTS)
+                          progress=progress, stop_on_divergence=False, diag_points=DIAG_POINTS, precond=precond)
         trace = run.loss_trace.view(S, C, num_draws).cpu().numpy()
         # minibatch runs: mixing judged on the thinned full-data losses, as in estimate_llc
         mix = trace if run.full_trace is None else run.full_trace.view(S, C, -1).cpu().numpy()
@@ -228,7 +240,7 @@ def calibrate_sgld(
                     and abs(r.llc - extrap.llc0) <= BIAS_Z * math.hypot(r.llc_se, extrap.llc0_se)]
         cands = unbiased or [r for r in passing if r.gamma == g_ex]
         chosen = max(cands, key=lambda r: r.eps) if unbiased else min(cands, key=lambda r: r.eps)
-    result = CalibrationResult(tuple(rows), chosen, extrap, n, nb, float(init[0]))
+    result = CalibrationResult(tuple(rows), chosen, extrap, n, nb, float(init[0]), precondition)
     if plot_path is not None:
         result.plot(plot_path)
     return result

@@ -15,6 +15,26 @@ health diagnostic only (the chain is never corrected):
 
     log alpha = U(w) - U(w') + log q(w | w') - log q(w' | w),   q(y | x) = N(y; x - (eps/2) g(x), eps I)
               = U(w) - U(w') + delta.(g(w) + g(w'))/2 - (eps/8)(|g(w')|^2 - |g(w)|^2),   delta = w' - w.
+
+Preconditioned Langevin with a CONSTANT symmetric positive-definite metric M (Girolami & Calderhead 2011,
+sec. 5, constant metric; Li, Chen, Carlson & Carin 2016, "Preconditioned SGLD"):
+
+    w' = w - (eps/2) M g(w) + sqrt(eps) M^(1/2) xi,   xi ~ N(0, I).
+
+It is plain Langevin in the coordinates z = M^(-1/2) w (drift M^(1/2) g, unit noise), so its continuous-time
+stationary law is exp(-U) for ANY constant M; with M = (n_beta H + gamma I)^(-1), H the Hessian of L at w*,
+every direction of the quadratic approximation has curvature 1 in z and relaxes at the same rate.
+Its proposal is q(y | x) = N(y; x - (eps/2) M g(x), eps M). Writing delta = w' - w,
+
+    -2 eps log q(w' | w) = delta^T M^-1 delta + eps delta.g(w) + (eps^2/4) g(w)^T M g(w) + const
+    -2 eps log q(w | w') = delta^T M^-1 delta - eps delta.g(w') + (eps^2/4) g(w')^T M g(w') + const
+
+so the MALA log acceptance is the plain formula with |g|^2 replaced by the M-norm g^T M g:
+
+    log alpha = U(w) - U(w') + delta.(g(w) + g(w'))/2 - (eps/8)(g(w')^T M g(w') - g(w)^T M g(w)).
+
+Preconditioned positions are kept as the same tuples of leaves; the d x d products act on the flattened
+(R, d) view, rows of one model copy (R = B * C, copy-major) sharing that copy's M.
 """
 from __future__ import annotations
 
@@ -36,7 +56,8 @@ class SGLDState(NamedTuple):
     loss: torch.Tensor  # (R,) L(position) on the batch that gave the drift
     potential: torch.Tensor  # (R,) U(position)
     drift: Position  # g(position), same shapes as position
-    drift_sq: torch.Tensor  # (R,) |g(position)|^2
+    drift_sq: torch.Tensor  # (R,) |g(position)|^2, or g^T M g when preconditioned
+    precond_drift: Position | None = None  # M^(1/2) g(position) (preconditioned runs only)
 
 
 class SGLDInfo(NamedTuple):
@@ -161,3 +182,101 @@ def sgld_step(
     loss, u, g, g_sq = potential_and_drift(loss_fn, new_pos, batch, anchor, n_beta, gamma)
     log_a = mala_log_accept(state.potential, u, state.drift, g, state.drift_sq, g_sq, delta, eps)
     return SGLDState(new_pos, loss, u, g, g_sq), SGLDInfo(loss, log_a)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Constant preconditioner
+
+
+class Preconditioner(NamedTuple):
+    """A constant metric per model copy: M (B, d, d) symmetric positive definite and its symmetric square
+    root S = M^(1/2) (B, d, d), acting on the flattened (R, d) view of a position, R = B * C rows
+    (copy-major: row r belongs to copy r // C)."""
+
+    matrix: torch.Tensor  # (B, d, d) M
+    sqrt: torch.Tensor  # (B, d, d) M^(1/2)
+
+
+def flatten(position: Position) -> torch.Tensor:
+    """(R, d) view of a tuple of (R, ...) leaves, leaves concatenated in order."""
+    r = position[0].shape[0]
+    return torch.cat([w.reshape(r, -1) for w in position], dim=1)
+
+
+def unflatten(flat: torch.Tensor, like: Position) -> Position:
+    """Inverse of :func:`flatten`: split (R, d) into leaves shaped like ``like`` (R may differ)."""
+    r = flat.shape[0]
+    sizes = [w[0].numel() for w in like]
+    return tuple(x.reshape(r, *w.shape[1:]) for x, w in zip(torch.split(flat, sizes, dim=1), like))
+
+
+def apply_metric(mats: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """Row-wise product mats[copy(r)] @ flat[r] for symmetric (B, d, d) ``mats`` and (R, d) ``flat``."""
+    b, d = mats.shape[0], mats.shape[-1]
+    # (B, C, d) @ (B, d, d) = per row x^T M = (M x)^T because M is symmetric
+    return torch.bmm(flat.reshape(b, -1, d), mats).reshape(flat.shape)
+
+
+def preconditioned_update(
+    position: Position, precond_drift: Position, noise: Position, eps: torch.Tensor, precond: Preconditioner
+) -> tuple[Position, Position]:
+    """One step w' = w - (eps/2) M g + sqrt(eps) M^(1/2) xi = w + M^(1/2) (sqrt(eps) xi - (eps/2) M^(1/2) g)
+    -> (w', delta = w' - w).
+
+    ``precond_drift`` is M^(1/2) g (already multiplied); ``noise`` holds standard normal draws shaped like
+    position; eps is a scalar or an (R,) tensor. One (R, d) x (d, d) product.
+    """
+    sg = flatten(precond_drift)
+    e = eps.view(-1, 1) if eps.dim() else eps
+    delta = apply_metric(precond.sqrt, (flatten(noise) * e.sqrt()).addcmul_(sg, -e / 2))
+    return unflatten(flatten(position) + delta, position), unflatten(delta, position)
+
+
+def preconditioned_potential_and_drift(
+    loss_fn: RowLoss,
+    position: Position,
+    batch: object,
+    anchor: Position,
+    n_beta: torch.Tensor,
+    gamma: torch.Tensor,
+    precond: Preconditioner,
+) -> tuple[torch.Tensor, torch.Tensor, Position, Position, torch.Tensor]:
+    """(L, U, g, M^(1/2) g, g^T M g = |M^(1/2) g|^2) at ``position``; g as in :func:`potential_and_drift`."""
+    loss, u, g, _ = potential_and_drift(loss_fn, position, batch, anchor, n_beta, gamma)
+    sg = apply_metric(precond.sqrt, flatten(g))
+    return loss, u, g, unflatten(sg, position), torch.linalg.vecdot(sg, sg)
+
+
+def psgld_init(
+    loss_fn: RowLoss, position: Position, batch: object, anchor: Position, n_beta, gamma,
+    precond: Preconditioner,
+) -> SGLDState:
+    loss, u, g, sg, g_m = preconditioned_potential_and_drift(loss_fn, position, batch, anchor, n_beta, gamma,
+                                                             precond)
+    return SGLDState(tuple(w.detach() for w in position), loss, u, g, g_m, sg)
+
+
+def psgld_step(
+    generator: torch.Generator,
+    state: SGLDState,
+    loss_fn: RowLoss,
+    batch: object,
+    anchor: Position,
+    *,
+    eps: torch.Tensor,
+    n_beta: torch.Tensor,
+    gamma: torch.Tensor,
+    precond: Preconditioner,
+) -> tuple[SGLDState, SGLDInfo]:
+    """One preconditioned Langevin transition of every row (module docstring), then L, U, g, M g at the new
+    point on ``batch``; the MALA log acceptance uses the preconditioned proposal N(x - (eps/2) M g, eps M).
+    One forward/backward and two (R, d) x (d, d) products per step."""
+    noise = tuple(
+        torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
+        for w in state.position
+    )
+    new_pos, delta = preconditioned_update(state.position, state.precond_drift, noise, eps, precond)
+    loss, u, g, sg, g_m = preconditioned_potential_and_drift(loss_fn, new_pos, batch, anchor, n_beta, gamma,
+                                                             precond)
+    log_a = mala_log_accept(state.potential, u, state.drift, g, state.drift_sq, g_m, delta, eps)
+    return SGLDState(new_pos, loss, u, g, g_m, sg), SGLDInfo(loss, log_a)
