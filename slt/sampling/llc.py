@@ -498,38 +498,6 @@ def _top_curvature_preconditioned(problem: _Problem, position: Position, precond
     return lam.abs()
 
 
-def _auto_eps_preconditioned(problem: _Problem, precond: Preconditioner, *, n_beta: torch.Tensor,
-                             gamma: torch.Tensor, chains: int, batch_size: int | None, seed: int,
-                             step_scale: float) -> torch.Tensor:
-    """:func:`auto_eps` in the geometry of ``precond``: eps = step_scale / k_max, k_max the largest top
-    eigenvalue of M^(1/2) (n_beta H(w) + gamma) M^(1/2) at w* and along preconditioned pilot chains."""
-    g = torch.Generator(problem.device).manual_seed(int(seed) + 7919)  # pilot stream, not the run's
-    k = _top_curvature_preconditioned(problem, problem.anchor, precond, n_beta, gamma, g)  # (B,)
-    eps = step_scale / k
-    init = _full_loss(problem, problem.anchor)
-    pilot_chains = min(chains, 4)
-    rep = lambda t: t.repeat_interleave(pilot_chains)  # noqa: E731
-    start = None
-    for i in range(PILOT_ROUNDS):
-        run = _run_chains(problem, pilot_chains, eps=rep(eps), n_beta=rep(n_beta), gamma=rep(gamma),
-                          init_loss=rep(init), num_burnin=PILOT_STEPS, num_draws=1, batch_size=batch_size,
-                          generator=g, stop_on_divergence=False, start=start, precond=precond)
-        div = run.diverged.view(-1, pilot_chains).any(1)
-        if bool(div.any()):
-            eps = torch.where(div, eps / 10, eps)
-            start = None
-            continue
-        k_pilot = _top_curvature_preconditioned(problem, run.final, precond, rep(n_beta), rep(gamma), g)
-        k_pilot = k_pilot.view(-1, pilot_chains).max(1).values
-        grew = k_pilot > 1.2 * k
-        k = torch.maximum(k, k_pilot)
-        eps = torch.minimum(eps, step_scale / k)
-        start = run.final
-        if i >= 1 and not bool(grew.any()):
-            break
-    return eps
-
-
 def auto_eps(
     problem: _Problem,
     *,
@@ -543,36 +511,46 @@ def auto_eps(
 ) -> torch.Tensor:
     """Per-copy step size eps = step_scale / (n_beta h_max + gamma), h_max the largest top Hessian
     eigenvalue of L seen at w* and along pilot chains (see the module docstring). -> (B,).
-    With ``precond`` the same rule in the preconditioned geometry (:func:`_auto_eps_preconditioned`).
+    With ``precond`` the same rule in the preconditioned geometry: eps = step_scale / k_max, k_max the largest
+    top eigenvalue of M^(1/2) (n_beta H(w) + gamma) M^(1/2) at w* and along preconditioned pilot chains.
 
     The pilot runs in rounds of PILOT_STEPS, each continuing from where the last one stopped, until the
     curvature stops growing by more than 20% (at most PILOT_ROUNDS rounds): chains of singular models
     drift from w* into regions of larger curvature, and the step size must be safe there too.
     A round that diverges restarts from w* with eps / 10.
     """
-    if precond is not None:
-        return _auto_eps_preconditioned(problem, precond, n_beta=n_beta, gamma=gamma, chains=chains,
-                                        batch_size=batch_size, seed=seed, step_scale=step_scale)
     g = torch.Generator(problem.device).manual_seed(int(seed) + 7919)  # pilot stream, not the run's
-    h = _top_curvature(problem, problem.anchor, g)  # (B,)
-    eps = step_scale / (n_beta * h + gamma)
-    init = _full_loss(problem, problem.anchor)
+    if precond is None:
+        def curvature(position, nb, gm):
+            return _top_curvature(problem, position, g)
+
+        def precision(c, nb, gm):
+            return nb * c + gm
+    else:
+        def curvature(position, nb, gm):
+            return _top_curvature_preconditioned(problem, position, precond, nb, gm, g)
+
+        def precision(c, nb, gm):
+            return c
     pilot_chains = min(chains, 4)
     rep = lambda t: t.repeat_interleave(pilot_chains)  # noqa: E731
+    h = curvature(problem.anchor, n_beta, gamma)  # (B,)
+    eps = step_scale / precision(h, n_beta, gamma)
+    init = _full_loss(problem, problem.anchor)
     start = None
     for k in range(PILOT_ROUNDS):
         run = _run_chains(problem, pilot_chains, eps=rep(eps), n_beta=rep(n_beta), gamma=rep(gamma),
                           init_loss=rep(init), num_burnin=PILOT_STEPS, num_draws=1, batch_size=batch_size,
-                          generator=g, stop_on_divergence=False, start=start)
+                          generator=g, stop_on_divergence=False, start=start, precond=precond)
         div = run.diverged.view(-1, pilot_chains).any(1)
         if bool(div.any()):
             eps = torch.where(div, eps / 10, eps)
             start = None
             continue
-        h_pilot = _top_curvature(problem, run.final, g).view(-1, pilot_chains).max(1).values
+        h_pilot = curvature(run.final, rep(n_beta), rep(gamma)).view(-1, pilot_chains).max(1).values
         grew = h_pilot > 1.2 * h
         h = torch.maximum(h, h_pilot)
-        eps = torch.minimum(eps, step_scale / (n_beta * h + gamma))
+        eps = torch.minimum(eps, step_scale / precision(h, n_beta, gamma))
         start = run.final
         if k >= 1 and not bool(grew.any()):
             break

@@ -151,6 +151,11 @@ def mala_log_accept(
     return u0 - u1 + 0.5 * cross - (eps / 8) * (g1_sq - g0_sq)
 
 
+def standard_normal_like(position: Position, generator: torch.Generator) -> Position:
+    """Independent N(0, 1) draws shaped like ``position`` (the Langevin noise before scaling)."""
+    return tuple(torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device) for w in position)
+
+
 def sgld_init(
     loss_fn: RowLoss, position: Position, batch: object, anchor: Position, n_beta, gamma
 ) -> SGLDState:
@@ -174,10 +179,7 @@ def sgld_step(
     The drift used for the move was computed at the current position on the previous batch (stored in
     ``state``), so each step costs one forward/backward.
     """
-    noise = tuple(
-        torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
-        for w in state.position
-    )
+    noise = standard_normal_like(state.position, generator)
     new_pos, delta = langevin_update(state.position, state.drift, noise, eps)
     loss, u, g, g_sq = potential_and_drift(loss_fn, new_pos, batch, anchor, n_beta, gamma)
     log_a = mala_log_accept(state.potential, u, state.drift, g, state.drift_sq, g_sq, delta, eps)
@@ -271,10 +273,7 @@ def psgld_step(
     """One preconditioned Langevin transition of every row (module docstring), then L, U, g, M g at the new
     point on ``batch``; the MALA log acceptance uses the preconditioned proposal N(x - (eps/2) M g, eps M).
     One forward/backward and two (R, d) x (d, d) products per step."""
-    noise = tuple(
-        torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
-        for w in state.position
-    )
+    noise = standard_normal_like(state.position, generator)
     new_pos, delta = preconditioned_update(state.position, state.precond_drift, noise, eps, precond)
     loss, u, g, sg, g_m = preconditioned_potential_and_drift(loss_fn, new_pos, batch, anchor, n_beta, gamma,
                                                              precond)
