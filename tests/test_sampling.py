@@ -336,3 +336,17 @@ def test_minibatch_mixing_diagnostics_use_full_data_losses():
     assert full.diagnostics.rhat == pytest.approx(rhat(full.loss_trace, method="rank"))
     assert mini.diagnostics.rhat != pytest.approx(rhat(mini.loss_trace, method="rank"))
     assert math.isfinite(mini.diagnostics.rhat) and math.isfinite(mini.diagnostics.ess)
+
+
+def test_displacement_ratio_measures_reach_relative_to_weights():
+    """rms(w - w*) / rms(w*) per copy, over chains and parameter leaves: 0 at w*, 0.5 for a move of 1 per entry
+    around weights of size 2."""
+    from slt.sampling.llc import displacement_ratio
+
+    anchor = (torch.full((2, 3), 2.0), torch.full((2, 1), 2.0))  # 2 copies, 4 parameters each, rms 2
+    final = tuple(a.repeat_interleave(2, dim=0).clone() for a in anchor)  # 2 chains per copy, copy-major rows
+    assert torch.allclose(displacement_ratio(final, anchor, 2), torch.zeros(2, dtype=torch.float64))
+    final[0][:2] += 1.0  # both chains of copy 0 move by 1 in every entry of both leaves
+    final[1][:2] -= 1.0
+    r = displacement_ratio(final, anchor, 2)
+    assert r[0].item() == pytest.approx(0.5) and r[1].item() == pytest.approx(0.0)

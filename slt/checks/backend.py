@@ -30,6 +30,7 @@ class CopyLLC:
     init_loss: float
     mala: float
     rhat: float
+    displacement: float = math.nan  # rms(w - w*) / rms(w*) over the chains' final positions
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -50,7 +51,7 @@ def llc_per_copy(model: QuadraticNet, loss_fn: Callable, data: Sequence[torch.Te
             results = estimate_llc_copies(model, loss_fn, tuple(data), seed=seed, **sgld.kwargs())
     except SGLDDivergenceError as err:
         nan = math.nan
-        return [CopyLLC(nan, nan, (), False, f"SGLD diverged: {err}", nan, nan, nan, nan, nan)
+        return [CopyLLC(nan, nan, (), False, f"SGLD diverged: {err}", nan, nan, nan, nan, nan, nan)
                 for _ in range(model.n_copies)]
     out = []
     for r in results:
@@ -61,7 +62,8 @@ def llc_per_copy(model: QuadraticNet, loss_fn: Callable, data: Sequence[torch.Te
         gating = [w for w in d.warnings if not (sgld.batch_size is not None and w.startswith("MALA acceptance"))]
         out.append(CopyLLC(float(r.llc), float(r.llc_se), tuple(float(x) for x in r.llc_per_chain),
                            not gating, "; ".join(d.warnings), float(r.eps), float(r.n_beta),
-                           float(r.init_loss), float(d.mala_acceptance), float(d.rhat)))
+                           float(r.init_loss), float(d.mala_acceptance), float(d.rhat),
+                           float(r.extra.get("displacement_ratio", math.nan))))
     return out
 
 

@@ -119,9 +119,22 @@ def _llc_at_checkpoints(ctx: Context, name: str, cfg: dict, run_dir: Path, steps
                 "ok": grid([r.ok for r in res]), "note": grid([r.note for r in res]),
                 "eps": grid([r.eps for r in res]), "eps_rule": eps_note, "n_beta": res[0].n_beta,
                 "rhat": grid([r.rhat for r in res]), "mala": grid([r.mala for r in res]),
+                "displacement": grid([r.displacement for r in res]),
                 "train_acc": grid(tr), "test_acc": grid(te), "wall_s": time.perf_counter() - t0}
 
     return ctx.cache.get_or_compute("llc", key, compute)
+
+
+def _reach_note(llc: dict) -> str:
+    """The chains' displacement relative to the weights (``displacement_ratio``), with the caveat it implies."""
+    r = [x for row in llc.get("displacement", []) for x in row if x is not None and math.isfinite(x)]
+    if not r:
+        return ""
+    text = f"The chains moved rms {np.median(r):.2g}x the weights' own rms (median over estimates, {min(r):.2g}-{max(r):.2g})."
+    if np.median(r) >= 0.5:
+        text += (" At this gamma the sampled neighbourhood is as large as the weights themselves, so these estimates "
+                 "describe that neighbourhood more than the point w* (experiments/check/RESULTS.md).")
+    return text
 
 
 def _ok_note(llc: dict) -> str:
@@ -337,7 +350,8 @@ def claim_trajectory(ctx: Context, traj: dict) -> ClaimResult:
              f"({llc.get('wall_s', math.nan):.0f} s); n_beta = {llc['n_beta']:.4g}. "
              f"Sampler health: {_ok_note(llc)}. Before "
              f"memorisation w* is not a minimum, so warnings there are expected. Step size: {llc.get('eps_rule')}.",
-             "Reference lines: " + "; ".join(f"{k} = {v:.4g}" for k, v in refs.items()) + ".")
+             "Reference lines: " + "; ".join(f"{k} = {v:.4g}" for k, v in refs.items()) + ".",
+             _reach_note(llc))
     return ClaimResult("trajectory", "2. LLC trajectory through grokking", (v,),
                        data={"llc": llc, "grokking_step": summary["grokking_step"],
                              "memorisation_step": summary["memorisation_step"], "drop_step": drops, "theory": refs},
@@ -457,6 +471,8 @@ def claim_basins(ctx: Context, traj: dict, max_point_params: int) -> ClaimResult
                      f"step_scale {traj['sgld'].step_scale:g} run and a run at half that step (three times the draws); the "
                      "step_scale run was " + ", ".join(f"{b:+.1%}" for b in step_bias) + " off the extrapolated "
                      "value (memorising and grokked checkpoints, per seed).")
+    if _reach_note(llc):
+        notes.append(_reach_note(llc))
     lower = "grokked" if gm < mm else "memorising"
     notes.insert(0, f"Memorising checkpoint LLC {mm:.4g} ± {ms:.2g}, grokked {gm:.4g} ± {gs:.2g}: the {lower} "
                     f"solution has the lower estimated LLC (difference {d_mean:.4g} ± {d_se:.2g}, {len(pairs)} seeds).")
@@ -602,7 +618,7 @@ def _final_llc(ctx: Context, name: str, spec: TrainSpec, sgld: SGLDSettings, **o
             "per_seed": vals, "per_seed_se": ses, "train_acc": llc["train_acc"][0], "test_acc": llc["test_acc"][0],
             "ok": all(llc["ok"][0]), "note": _ok_note({"ok": llc["ok"][:1], "note": llc["note"][:1],
                                                    "rhat": llc.get("rhat", [[]])[:1]}), "centred": cfg["loss"] == "centred_mse",
-            "tied": cfg["tied"]}
+            "tied": cfg["tied"], "displacement": llc.get("displacement", [[]])[0]}
 
 
 def claim_paper_sweeps(ctx: Context, spec: PaperSweepSpec) -> ClaimResult:
@@ -676,6 +692,9 @@ def claim_paper_sweeps(ctx: Context, spec: PaperSweepSpec) -> ClaimResult:
                  "the readout-only model; a trained network is not lazy, so agreement with it would mean the estimator "
                  "at this temperature (n_beta = n/log n, gamma = 1) resolves only the readout directions, not that "
                  "the network is lazy.")
+    reach = _reach_note({"displacement": [pt.get("displacement", []) for pts in points.values() for pt in pts]})
+    if reach:
+        notes.append(reach)
     # the paper's own test: slopes of LLC vs p (K fixed) and vs K (p fixed) against its formula's slopes
     slopes = {}
     for axis, pts, key, paper_slope in (("p", points["p"], "p", 1.5 * spec.width_for_p),

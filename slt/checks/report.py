@@ -74,7 +74,9 @@ def summary_rows(claims: list[ClaimResult]) -> list[list[str]]:
         for v in c.verdicts:
             rel = f"{v.rel_error:+.1%}" if math.isfinite(v.rel_error) else "-"
             z = f"{v.z:+.1f}" if math.isfinite(v.z) else "-"
-            rows.append([v.claim, _status(v), _est(v), _num(v.theory), z, rel])
+            lo, hi = v.details.get("lo"), v.details.get("hi")
+            theory = f"[{_num(lo)}, {_num(hi)}]" if lo is not None and hi is not None else _num(v.theory)
+            rows.append([v.claim, _status(v), _est(v), theory, z, rel])
     return rows
 
 

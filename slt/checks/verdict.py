@@ -248,4 +248,5 @@ def compare_interval(
         return Verdict(claim, statement, DISAGREE, estimate, se, mid, z, rel, rule,
                        f"estimate is {abs(z):.1f} SE {side} end ({rel:+.1%} from it)", det)
     return Verdict(claim, statement, AGREE, estimate, se, mid, z, rel, rule,
-                   "inside the bracket" if z == 0 else f"within {abs(z):.1f} SE of the bracket", det)
+                   f"inside the bracket [{lo:.4g}, {hi:.4g}]" if z == 0
+                   else f"within {abs(z):.1f} SE of the bracket [{lo:.4g}, {hi:.4g}]", det)

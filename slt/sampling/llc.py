@@ -557,6 +557,24 @@ def auto_eps(
     return eps
 
 
+def displacement_ratio(final: Position, anchor: Position, chains: int) -> torch.Tensor:
+    """How far the chains reached, relative to the size of w*, per copy: (B,)
+
+        sqrt( mean over chains and parameters of (w - w*)^2 / mean over parameters of w*^2 ).
+
+    The localising term gamma/2 |w - w*|^2 lets directions the loss barely constrains move by ~1/sqrt(gamma).
+    A ratio near or above 1 means the sampled neighbourhood is as large as the weights themselves, so the
+    estimate describes that neighbourhood rather than the point w* (experiments/check/RESULTS.md: ratio
+    ~2.8 at gamma = 1 on a trained p = 53, width 256 network)."""
+    num = den = None
+    for w, a in zip(final, anchor):
+        b = a.shape[0]
+        d = (w.reshape(b, chains, -1) - a.reshape(b, 1, -1)).double().pow(2).sum((1, 2))
+        n = a.reshape(b, -1).double().pow(2).sum(1) * chains
+        num, den = (d, n) if num is None else (num + d, den + n)
+    return (num / den.clamp_min(torch.finfo(torch.float64).tiny)).sqrt()
+
+
 # ----------------------------------------------------------------------------------------------------
 # Public API
 
@@ -667,12 +685,14 @@ def estimate_llc_copies(
     trace = run.loss_trace.view(B, C, num_draws).cpu().numpy()
     full = None if run.full_trace is None else run.full_trace.view(B, C, -1).cpu().numpy()
     log_acc = run.log_accept.view(B, C, num_draws).cpu().numpy()
+    reach = displacement_ratio(run.final, problem.anchor, C).cpu()
     results = []
     for k in range(B):
         res = _summarise(trace[k], log_acc[k], float(init[k]), nb, None if full is None else full[k], n=n, eps=float(eps_b[k]), gamma=float(gamma),
                          num_chains=C, num_draws=num_draws, num_burnin=num_burnin, batch_size=batch_size,
                          seed=int(seed), eps_auto=eps is None, elapsed_s=elapsed, precondition=precondition,
-                         extra={f"precondition_{k_}": v for k_, v in pinfo[k].items()})
+                         extra={**{f"precondition_{k_}": v for k_, v in pinfo[k].items()},
+                                "displacement_ratio": float(reach[k])})
         for msg in res.diagnostics.warnings:
             warnings.warn(f"LLC estimate (copy {k}): {msg}", LLCWarning, stacklevel=2)
         results.append(res)
