@@ -471,8 +471,9 @@ def claim_basins(ctx: Context, traj: dict, max_point_params: int) -> ClaimResult
                      f"step_scale {traj['sgld'].step_scale:g} run and a run at half that step (three times the draws); the "
                      "step_scale run was " + ", ".join(f"{b:+.1%}" for b in step_bias) + " off the extrapolated "
                      "value (memorising and grokked checkpoints, per seed).")
-    if _reach_note(llc):
-        notes.append(_reach_note(llc))
+    reach = _reach_note(llc)
+    if reach:
+        notes.append(reach)
     lower = "grokked" if gm < mm else "memorising"
     notes.insert(0, f"Memorising checkpoint LLC {mm:.4g} ± {ms:.2g}, grokked {gm:.4g} ± {gs:.2g}: the {lower} "
                     f"solution has the lower estimated LLC (difference {d_mean:.4g} ± {d_se:.2g}, {len(pairs)} seeds).")
@@ -635,7 +636,7 @@ def claim_paper_sweeps(ctx: Context, spec: PaperSweepSpec) -> ClaimResult:
     formulas = {"ours": ("our (1/2)min(pN', (3p-2)K)",
                          lambda pt: backend.generic_llc_formula(pt["p"], pt["width"], pt["n_train"], pt["tied"], pt["centred"])),
                 "paper": ("the paper's K(3p-1)/2", lambda pt: backend.paper_llc(pt["p"], pt["width"])),
-                # the readout-only (lazy) count: what SGLD at n_beta = n/log n appears to measure (report notes)
+                # the readout-only (lazy) count: the estimates at gamma = 1 sit near it (experiments/check/RESULTS.md)
                 "lazy": ("the lazy (readout-only) (p/2)min(K, N')",
                          lambda pt: backend.lazy_llc(pt["p"], pt["width"], pt["n_train"], pt["centred"]))}
     names = {"ours": "our closed form", "paper": "the paper's formula", "lazy": "the lazy (readout-only) count"}
@@ -689,9 +690,9 @@ def claim_paper_sweeps(ctx: Context, spec: PaperSweepSpec) -> ClaimResult:
     notes.append(f"{verdict_text} Median estimate/prediction: {ratio['ours']:.1%} of ours, {ratio['paper']:.1%} of the "
                  f"paper's, {ratio['lazy']:.1%} of the lazy count (median |rel. error| {med['ours']:.1%}, "
                  f"{med['paper']:.1%}, {med['lazy']:.1%}): closest is {names[closest]}. The lazy count is the LLC of "
-                 "the readout-only model; a trained network is not lazy, so agreement with it would mean the estimator "
-                 "at this temperature (n_beta = n/log n, gamma = 1) resolves only the readout directions, not that "
-                 "the network is lazy.")
+                 "the readout-only model, and the trained networks are not lazy. Nearness to it does not say the "
+                 "network is lazy: it is the maximum of the readout's contribution at points displaced as far as "
+                 "the chains move (see the reach below and experiments/check/readout_count.py).")
     reach = _reach_note({"displacement": [pt.get("displacement", []) for pts in points.values() for pt in pts]})
     if reach:
         notes.append(reach)
