@@ -177,10 +177,10 @@ _FULL_SGLD = SGLDSettings(num_chains=4, num_draws=4000, num_burnin=2000, batch_s
 # Claim 1 cases: under-parameterised ((3p-2)K < pN', lambda = (3p-2)K/2 or its tied analogue) and
 # over-parameterised (the data cap pN'/2 binds), tied and untied, plain and centred. The training pairs are
 # most of the p^2 (or the net far past the data cap): near the boundary (3p-2)K ~ pN' or with few pairs the
-# loss Hessian's condition number reaches 1e4-1e5 (e.g. p = 5, K = 6, N = 12) and SGLD at n_beta = 1e5 needs
-# ~20 x condition steps to equilibrate its flattest directions -- beyond a 5-minute budget. Probes with few
-# pairs came out 12-58% low at 3,000-22,000 steps and converged (p = 5, K = 2, N = 12: -7%, z = -1.0) at
-# 60,000; the full profile runs such cases with 150,000 steps.
+# loss Hessian's condition number reaches 1e4-1e5 (e.g. p = 5, K = 6, N = 12) and plain SGLD needs ~20 x
+# condition steps to equilibrate its flattest directions. Claim 1 therefore runs preconditioned SGLD
+# (ClosedFormSpec); with it the full profile's 60,000 steps agree on 10 of its 12 cases, and the case at
+# condition 6.4e4 (p = 11, K = 8, N = 30, centred) still does not relax (experiments/check/RESULTS.md).
 _CF_DEFAULT = (ClosedFormCase(3, 2, 8), ClosedFormCase(3, 6, 8, centred=True), ClosedFormCase(5, 3, 24),
                ClosedFormCase(5, 3, 24, tied=True), ClosedFormCase(5, 12, 24, centred=True),
                ClosedFormCase(7, 5, 40, centred=True))
