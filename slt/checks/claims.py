@@ -505,11 +505,11 @@ def _basins_eps_to_zero(ctx: Context, traj: dict, pairs: list[dict], mem_llc: li
         from slt.losses import get_loss
 
         t0 = time.perf_counter()
-        nets, data = [], None
-        for s, st in copies:
-            _, cps = backend.load_checkpoints(Path(traj["run_dir"]), [st], device=cfg["device"])
-            nets.append(cps[0].model.select(s))
-            data = cps[0].data
+        wanted = sorted({st for _, st in copies})
+        _, cps = backend.load_checkpoints(Path(traj["run_dir"]), wanted, device=cfg["device"])  # each step once
+        by_step = dict(zip(wanted, cps))
+        nets = [by_step[st].model.select(s) for s, st in copies]
+        data = cps[0].data
         net = backend.stack_copies(nets)
         a, b, y = (t.to(cfg["device"]) for t in data.train())
         loss = get_loss(cfg["loss"])
