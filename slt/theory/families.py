@@ -123,19 +123,27 @@ def _rational(c: float) -> Fraction | None:
 
 
 def _candidates(M: np.ndarray, y: np.ndarray, max_size: int, rng: np.random.Generator, samples: int):
-    """Exact sparse terms (subset S, rational coefficients) valid as upper bounds on every instance."""
+    """Exact sparse terms (subset S, rational coefficients) valid as upper bounds on every instance.
+    Minimal samples of |S| instances are solved in one batched call per subset S."""
     n, nb = M.shape
     seen = {}
     for size in range(1, max_size + 1):
+        if math.comb(n, size) <= samples:
+            combos = np.array(list(itertools.combinations(range(n), size)))
+        else:
+            combos = np.array([rng.choice(n, size, replace=False) for _ in range(samples)])
         for S in itertools.combinations(range(nb), size):
             sub = M[:, S]
-            combos = list(itertools.combinations(range(n), size)) if math.comb(n, size) <= samples else \
-                [tuple(rng.choice(n, size, replace=False)) for _ in range(samples)]
-            for rows in combos:
-                A = sub[list(rows)]
-                if abs(np.linalg.det(A)) < 1e-9:
-                    continue
-                c = np.linalg.solve(A, y[list(rows)])
+            A = sub[combos]  # (c, size, size)
+            ok = np.abs(np.linalg.det(A)) > 1e-9
+            if not ok.any():
+                continue
+            C = np.linalg.solve(A[ok], y[combos[ok]][..., None])[..., 0]  # (c', size)
+            C = np.unique(np.round(C, 9), axis=0)
+            scaled = C * 27720  # lcm(1..12): a coefficient with denominator <= MAX_DEN becomes an integer
+            C = C[np.all(np.abs(scaled - np.round(scaled)) < 1e-6 * np.maximum(1, np.abs(scaled)), axis=1)
+                  & np.all(np.abs(C) > 1e-12, axis=1)]
+            for c in C:
                 fr = [_rational(v) for v in c]
                 if any(v is None or v == 0 for v in fr):
                     continue
@@ -177,8 +185,16 @@ def fit_min_linear(rows: list[dict], key: str = "rank", basis=BASIS, max_terms: 
 
 
 def _eval(expr: sp.Expr, r: dict) -> int | float:
-    v = expr.subs({p_s: r["p"], K_s: r["K"], N_s: r["N"]})
-    return int(v) if v.is_integer else float(v)
+    """Exact value of a fitted formula (a term or a Min of terms, polynomials in p, K, N) at instance r."""
+    terms = expr.args if isinstance(expr, sp.Min) else (expr,)
+    vals = []
+    for t in terms:
+        v = Fraction(0)
+        for (ep, eK, eN), c in sp.Poly(t, p_s, K_s, N_s).terms():
+            v += Fraction(int(sp.numer(c)), int(sp.denom(c))) * r["p"] ** ep * r["K"] ** eK * r["N"] ** eN
+        vals.append(v)
+    m = min(vals)
+    return int(m) if m.denominator == 1 else float(m)
 
 
 @dataclass(frozen=True)
