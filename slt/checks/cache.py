@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from slt.runio import current_umask
+
 
 def config_hash(config: Any) -> str:
     """Short stable hash of a JSON-serialisable configuration."""
@@ -27,6 +29,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; keep the user's umask like open()
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

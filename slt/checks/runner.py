@@ -55,8 +55,9 @@ def run_check(
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} requested but CUDA is not available; use device='cpu'")
     want = lambda k: only is None or k in only  # noqa: E731
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from slt.runio import prepare_dir
+
+    out = prepare_dir(out_dir, "out_dir")  # a file or unwritable path: one-line ValueError naming it
     cache = PointCache(out / "cache")
     ctx = C.Context(out, cache, log, device)
     t_start = time.perf_counter()

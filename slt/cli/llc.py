@@ -1,5 +1,7 @@
-"""`slt llc --run DIR [--step K]`: estimate the LLC of a saved checkpoint (every seed of the run in one
-batched SGLD computation) and write DIR/llc.json (or llc_step_K.json) and trace.png (trace_step_K.png).
+"""`slt llc --run DIR [--step K] [--out DIR2]`: estimate the LLC of a saved checkpoint (every seed of the
+run in one batched SGLD computation) and write llc.json (or llc_step_K.json) and trace.png
+(trace_step_K.png) into DIR2 (default: the run directory). The estimates are printed before any file is
+written, so a run directory that cannot be written loses nothing.
 
 The loss is the run's own training loss (``config.loss``) on its training split; n_beta defaults to
 n / log n with n the number of training pairs.
@@ -26,19 +28,10 @@ def register(subparsers) -> None:
     p.add_argument("--n-beta", type=float, default=None, help="inverse temperature n*beta (default n/log n)")
     p.add_argument("--batch-size", type=int, default=None, help="SGLD minibatch size (default: full batch)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="where to write llc*.json and trace*.png (default: the run directory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def _finite(x):
-    """JSON has no NaN/inf: write them as null."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,17 +39,28 @@ def run(args: argparse.Namespace) -> int:
     from slt.sampling.llc import LLCWarning, estimate_llc_copies
     from slt.sampling.plots import plot_trace
     from slt.training import load_checkpoint
-    from slt.training.checkpoints import atomic_write_json, library_version
+    from slt.runio import atomic_write_json, prepare_dir
+    from slt.training.checkpoints import library_version
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise ValueError(f"--run must be an existing run directory, got {str(run_dir)!r}")
+    out_dir = prepare_dir(args.out, "--out") if args.out is not None else run_dir
+    for name, v, lo in (("--chains", args.chains, 1), ("--draws", args.draws, 1), ("--burnin", args.burnin, 0)):
+        if v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v}")
     ckpt = load_checkpoint(run_dir, args.step)
     cfg = ckpt.config
     a, b, y = ckpt.data.train()
+    if args.batch_size is not None and cfg.loss == "centred_mse" and args.batch_size < 2:
+        raise ValueError(f"--batch-size must be >= 2 with the run's centred_mse loss (a minibatch of one pair "
+                         f"centred on itself has zero loss, so every draw would be 0), got {args.batch_size}")
     loss_fn = get_loss(cfg.loss)
     print(f"slt llc: {run_dir} step {ckpt.step}: p={cfg.p}, width={cfg.width}, {ckpt.model.n_copies} seed(s), "
           f"n={a.numel()} training pairs, loss={cfg.loss}", file=sys.stderr)
+    if args.chains < 2 and args.draws < 4:
+        print(f"slt llc: warning: {args.chains} chain x {args.draws} draw(s) give no standard error (needs >= 2 "
+              "chains, or >= 4 draws of one chain); the estimate below is a single noisy value", file=sys.stderr)
     with warnings.catch_warnings():  # printed below, once per seed
         warnings.simplefilter("ignore", LLCWarning)
         results = estimate_llc_copies(
@@ -64,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
             num_chains=args.chains, num_draws=args.draws, num_burnin=args.burnin, batch_size=args.batch_size,
             seed=args.seed, progress=not args.no_progress,
         )
+    for seed, r in zip(cfg.seeds, results):
+        se = f"± {r.llc_se:.2g}" if math.isfinite(r.llc_se) else "(no standard error: too few draws)"
+        print(f"seed {seed}: LLC = {r.llc:.4g} {se}  (eps={r.eps:.3g}, n_beta={r.n_beta:.4g}, "
+              f"R-hat={r.diagnostics.rhat:.3f}, MALA acc={r.diagnostics.mala_acceptance:.2f})")
+        for w in r.diagnostics.warnings:
+            print(f"  warning: {w}", file=sys.stderr)
     suffix = "" if args.step is None else f"_step_{ckpt.step}"
     out = {
         "run": str(run_dir), "step": ckpt.step, "seeds": list(cfg.seeds), "loss": cfg.loss, "n": results[0].n,
@@ -73,14 +83,13 @@ def run(args: argparse.Namespace) -> int:
         "train_config": cfg.to_dict(), "version": library_version(),
         "results": [r.to_dict() for r in results],
     }
-    json_path = run_dir / f"llc{suffix}.json"
-    atomic_write_json(json_path, _finite(out))
-    plot_trace(results[0], run_dir / f"trace{suffix}.png",
-               title=f"step {ckpt.step}, seed {cfg.seeds[0]}: LLC {results[0].llc:.4g} ± {results[0].llc_se:.2g}")
-    for seed, r in zip(cfg.seeds, results):
-        print(f"seed {seed}: LLC = {r.llc:.4g} ± {r.llc_se:.2g}  (eps={r.eps:.3g}, n_beta={r.n_beta:.4g}, "
-              f"R-hat={r.diagnostics.rhat:.3f}, MALA acc={r.diagnostics.mala_acceptance:.2f})")
-        for w in r.diagnostics.warnings:
-            print(f"  warning: {w}", file=sys.stderr)
-    print(f"wrote {json_path} and {run_dir / f'trace{suffix}.png'}")
+    json_path, png_path = out_dir / f"llc{suffix}.json", out_dir / f"trace{suffix}.png"
+    try:
+        atomic_write_json(json_path, out)  # NaN/inf written as null (strict JSON)
+        se0 = f" ± {results[0].llc_se:.2g}" if math.isfinite(results[0].llc_se) else ""
+        plot_trace(results[0], png_path, title=f"step {ckpt.step}, seed {cfg.seeds[0]}: LLC {results[0].llc:.4g}{se0}")
+    except OSError as err:
+        raise ValueError(f"cannot write {json_path} ({err.strerror or err}); the estimates are printed above; "
+                         "pass --out DIR to write them elsewhere") from None
+    print(f"wrote {json_path} and {png_path}")
     return 0

@@ -167,6 +167,42 @@ class _Problem:
         return sum(a[0].numel() for a in self.anchor)
 
 
+def _check_quadratic_data(net: QuadraticNet, data) -> None:
+    """A QuadraticNet's data must be (a, b, target) with integer indices a, b in [0, p-1] and either integer
+    labels in [0, q-1] (shape (N,)) or real targets of shape (N, q): checked before any sampling, since an
+    index past the embedding fails deep inside the sampler and a model/data pair of different moduli
+    can otherwise return numbers."""
+    data = _check_data(data)
+    if len(data) != 3:
+        raise ValueError(f"data for a QuadraticNet must be (a, b, target), got {len(data)} tensors")
+    a, b, y = data
+    p, q = net.config.p, net.config.out_dim
+    for name, t in (("a", a), ("b", b)):
+        if t.dim() != 1 or t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+            raise ValueError(f"data index tensor {name} must be 1-D integer, got dtype {t.dtype}, shape {tuple(t.shape)}")
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0 or hi >= p:
+            raise ValueError(f"data index {name} must lie in [0, {p - 1}] for this QuadraticNet (p={p}), got values "
+                             f"in [{lo}, {hi}]: the data are for a different modulus than the model")
+    if y.dtype.is_floating_point:
+        if y.dim() != 2 or y.shape[1] != q:
+            raise ValueError(f"real targets must have shape (N, {q}) for this QuadraticNet (outputs {q}), got "
+                             f"{tuple(y.shape)}")
+    elif y.dtype != torch.bool and not y.dtype.is_complex:
+        if y.dim() != 1:
+            raise ValueError(f"integer labels must have shape (N,), got {tuple(y.shape)}")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= q:
+            raise ValueError(f"labels must lie in [0, {q - 1}] for this QuadraticNet ({q} outputs), got values in "
+                             f"[{lo}, {hi}]: the data are for a different modulus than the model")
+    else:
+        raise ValueError(f"target must be integer labels or real targets, got dtype {y.dtype}")
+    top = max(int(a.max()), int(b.max()))
+    if top < p - 1 and (y.dtype.is_floating_point or int(y.max()) < q - 1):
+        warnings.warn(f"the data use input indices only up to {top} and never the last of the model's p={p} rows: "
+                      f"are they for a smaller modulus (p={top + 1}?) than the model?", LLCWarning, stacklevel=3)
+
+
 def _check_data(data, min_len: int = 2) -> tuple[torch.Tensor, ...]:
     if not isinstance(data, (tuple, list)) or len(data) < min_len:
         raise ValueError(f"data must be a tuple of >= {min_len} tensors (inputs..., target), got {type(data)}")
@@ -653,9 +689,16 @@ def estimate_llc_copies(
     returns B results in copy order; each copy is localised at its own w* and (with eps=None) gets its
     own automatic step size. Any other module counts as one copy. Arguments as in :func:`estimate_llc`.
     """
+    if isinstance(model, QuadraticNet):
+        _check_quadratic_data(model, data)
     problem = _make_problem(model, loss_fn, data)
     n = problem.n
     _check_args(n, n_beta, eps, gamma, num_chains, num_draws, num_burnin, batch_size)
+    if num_draws < 4:
+        warnings.warn(f"num_draws={num_draws} < 4: R-hat and ESS are not computed"
+                      + (" and, with one chain, the estimate has no standard error (llc_se is nan)"
+                         if num_chains < 2 else "") + "; use num_draws >= 4 and num_chains >= 2",
+                      LLCWarning, stacklevel=2)
     if not (isinstance(step_scale, (int, float)) and 0 < step_scale < 2):
         raise ValueError(f"step_scale must lie in (0, 2), got {step_scale!r}")
     check_precondition(precondition, problem.dim)
@@ -683,6 +726,14 @@ def estimate_llc_copies(
                       progress=progress, diag_points=DIAG_POINTS, precond=precond)
     elapsed = time.perf_counter() - t0
     trace = run.loss_trace.view(B, C, num_draws).cpu().numpy()
+    if C * num_draws >= 2:  # constant up to rounding (a few ulps of the loss scale): no information
+        tol = 16 * torch.finfo(problem.dtype).eps
+        for k in range(B):
+            if np.ptp(trace[k]) <= tol * max(abs(float(init[k])), float(np.abs(trace[k]).max())):
+                raise ValueError(
+                    f"every SGLD draw of copy {k} has the same loss {float(trace[k].flat[0]):.6g}: the loss does not "
+                    "change with the parameters on these batches (e.g. centred_mse on minibatches of one sample is "
+                    f"identically 0; batch_size={batch_size}); use a larger batch_size or the full batch (None)")
     full = None if run.full_trace is None else run.full_trace.view(B, C, -1).cpu().numpy()
     log_acc = run.log_accept.view(B, C, num_draws).cpu().numpy()
     reach = displacement_ratio(run.final, problem.anchor, C).cpu()

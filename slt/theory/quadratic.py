@@ -292,4 +292,6 @@ def lazy_llc(p: int, width: int, n_train: int, centred: bool = False) -> sp.Rati
     p = _int("p", p, 2)
     width = _int("width", width, 1)
     n_train = _int("n_train", n_train, 1)
+    if n_train > p * p:  # there are only p^2 distinct input pairs (a, b)
+        raise ValueError(f"n_train must be in [1, {p * p}] (p^2 distinct pairs for p={p}), got {n_train}")
     return sp.Rational(p * min(width, n_train - int(centred)), 2)

@@ -7,6 +7,7 @@ from ``seeds[c]`` alone. So a seed trains the same way alone or beside other see
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -69,10 +70,21 @@ class TrainConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        # normalise JSON lists into tuples so equal configs compare (and hash) equal
-        object.__setattr__(self, "seeds", tuple(self.seeds))
-        object.__setattr__(self, "betas", tuple(self.betas))
+        # normalise JSON lists into tuples so equal configs compare (and hash) equal; a scalar such as
+        # "seeds": 3 is refused here rather than failing inside tuple() with a TypeError
+        for name, hint in (("seeds", "a non-empty list of integers >= 0, e.g. [0, 1, 2]"),
+                           ("betas", "two numbers in [0, 1), e.g. [0.9, 0.999]")):
+            v = getattr(self, name)
+            if not isinstance(v, (list, tuple)):
+                raise ValueError(f"{name} must be {hint}, got {v!r}")
+            object.__setattr__(self, name, tuple(v))
         _validate(self)
+
+    def hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the canonical JSON of :meth:`to_dict`: identifies the run a
+        checkpoint or resume state belongs to."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -93,7 +105,10 @@ class TrainConfig:
                 close = difflib.get_close_matches(str(k), names, n=1)
                 msgs.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise ValueError(f"unknown config key(s): {', '.join(msgs)}; allowed keys: {', '.join(names)}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except TypeError as err:  # a value of a type the checks cannot even compare (e.g. a dict)
+            raise ValueError(f"config has a value of the wrong type: {err}") from None
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed (validated, unknown names rejected like ``from_dict``)."""
@@ -161,7 +176,14 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ValueError(f"config file not found: {path}") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"config file {path} is not valid JSON: {err}") from None
-    return TrainConfig.from_dict(d)
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not UTF-8 text (a JSON object is expected)") from None
+    except OSError as err:  # a directory, no permission, ...
+        raise ValueError(f"config file {path} cannot be read: {err.strerror or err}") from None
+    try:
+        return TrainConfig.from_dict(d)
+    except ValueError as err:
+        raise ValueError(f"config file {path}: {err}") from None
 
 
 def default_config(name: str = "grokking") -> TrainConfig:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
+import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,37 @@ import torch
 from slt.losses import accuracy, get_loss
 from slt.models.quadratic import QuadraticNet
 from slt.tasks import ModularData, make_data
-from slt.training.checkpoints import (
-    CONFIG_FILE,
-    STATE_FILE,
+from slt.runio import (
+    CorruptFileError,
+    RunLock,
+    RunMismatchError,
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    check_memory,
+    prepare_dir,
+    safe_torch_load,
+)
+from slt.training.checkpoints import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    PREV_STATE_FILE,
+    STATE_FILE,
+    CheckpointWarning,
     build_model,
+    checkpoint_path,
+    config_diff,
     library_version,
+    list_checkpoints,
+    read_checkpoint,
+    run_config,
     save_checkpoint,
 )
 from slt.training.config import TrainConfig
+
+class TrainingDivergedError(ValueError):
+    """The loss or the weights of some seed became NaN or infinite: the run stops, nothing is reported."""
+
 
 METRIC_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")
 # evaluation of all pairs runs in chunks of copies so the hidden activations stay below this many elements
@@ -179,19 +200,117 @@ def _resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _check_run_dir(out: Path, config: TrainConfig) -> None:
-    """Refuse a directory that already holds a run with a different config."""
-    f = out / CONFIG_FILE
-    if not f.exists():
+def _refuse(out: Path, what: str, diff: dict | str) -> RunMismatchError:
+    return RunMismatchError(f"out_dir {str(out)!r} already holds a run with a different config ({what}; saved vs "
+                            f"requested: {diff}); choose another out_dir")
+
+
+def _scan_run_dir(out: Path, config: TrainConfig) -> dict | None:
+    """Check every file of an existing run directory against ``config`` BEFORE anything is written, and
+    pick the resume state.
+
+    A config.json, checkpoint or resume state of another config raises :class:`RunMismatchError`. A
+    corrupt checkpoint or state is reported by name (:class:`CheckpointWarning`); the resume then uses
+    the newest intact state (state.pt, else state.prev.pt) that has no corrupt checkpoint at or before
+    its step, or starts again from step 0. Training is deterministic, so every fallback still gives
+    results bit-identical to an uninterrupted run; the damaged files are rewritten as training passes them.
+    Returns the state dict to resume from, or None.
+    """
+    saved = run_config(out)
+    if saved is not None and saved != config:
+        raise _refuse(out, CONFIG_FILE, config_diff(saved, config))
+    for tmp in [*out.glob(".*.tmp"), *(out / CHECKPOINT_DIR).glob(".*.tmp")]:
+        tmp.unlink(missing_ok=True)  # temporaries of a killed writer (we hold the lock: nobody else writes)
+    corrupt_steps: list[int] = []
+    for s in list_checkpoints(out):
+        try:
+            read_checkpoint(checkpoint_path(out, s), expect=config)
+        except RunMismatchError as err:
+            raise RunMismatchError(f"out_dir {str(out)!r} already holds a run with a different config: {err}; "
+                                   "choose another out_dir") from None
+        except CorruptFileError as err:
+            warnings.warn(str(err), CheckpointWarning, stacklevel=3)
+            corrupt_steps.append(s)
+    want = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    candidates = []
+    for name in (STATE_FILE, PREV_STATE_FILE):
+        f = out / name
+        if not f.exists():
+            continue
+        try:
+            st = safe_torch_load(f, "resume state")
+            if not isinstance(st, dict) or not {"step", "params", "optimizer", "metrics"} <= set(st):
+                raise CorruptFileError(f"resume state {f} lacks the keys step/params/optimizer/metrics")
+        except CorruptFileError as err:
+            warnings.warn(str(err), CheckpointWarning, stacklevel=3)
+            continue
+        if "config_hash" in st and st["config_hash"] != config.hash():
+            saved_cfg = st.get("config")
+            diff = (config_diff(TrainConfig.from_dict(saved_cfg), config) if isinstance(saved_cfg, dict)
+                    else f"config hash {st['config_hash']} vs {config.hash()}")
+            raise _refuse(out, name, diff)
+        got = {k: tuple(v.shape) for k, v in st["params"].items()} if isinstance(st["params"], dict) else None
+        if got != want:  # also catches a state of an older version (no config_hash) from another width/p
+            raise _refuse(out, name, f"parameter shapes {got} vs {want}")
+        candidates.append((name, st))
+    for name, st in candidates:
+        bad = [s for s in corrupt_steps if s <= int(st["step"])]
+        if not bad:
+            if name != STATE_FILE:
+                warnings.warn(f"resuming from {out / name} (step {int(st['step'])}) instead of {out / STATE_FILE}",
+                              CheckpointWarning, stacklevel=3)
+            return st
+        warnings.warn(f"{out / name} (step {int(st['step'])}) is not used: checkpoint(s) at step(s) {bad} "
+                      "before it are corrupt and must be recomputed", CheckpointWarning, stacklevel=3)
+    if corrupt_steps or any((out / n).exists() for n in (STATE_FILE, PREV_STATE_FILE)):
+        warnings.warn(f"no intact resume state in {out}: training again from step 0 (deterministic: the "
+                      "same numbers)", CheckpointWarning, stacklevel=3)
+    return None
+
+
+def estimate_memory(config: TrainConfig) -> tuple[float, float]:
+    """Rough peak bytes (host, device) of :func:`train`: the data set (all p^2 pairs as int64 a, b, y, a
+    permutation and index copies: ~64 bytes a pair) on the host; on the device the parameters with
+    gradients and two Adam moments (4x), the training activations of one step (hidden pre/post
+    activations and outputs per copy) and the chunked evaluation buffers."""
+    P = config.p * config.p
+    elem = 8 if config.dtype == "float64" else 4
+    B, K, p = len(config.seeds), config.width, config.p
+    n_train = int(config.train_fraction * P)
+    n_b = n_train if config.batch_size is None else min(config.batch_size, n_train)
+    params = 4 * elem * B * K * p * 3
+    acts = elem * B * n_b * (3 * K + 3 * p)
+    hidden = max(_EVAL_CHUNK_ELEMENTS, P * K)  # a chunk holds >= one copy's (N, K) hidden activations
+    evals = 3 * elem * hidden * (1 + p / K)
+    host = 64.0 * P
+    dev = float(params + acts + evals)
+    return (host + dev, dev) if config.device == "cpu" else (host, dev)
+
+
+def _check_finite(model: QuadraticNet, nonfinite_at: torch.Tensor, step: int, config: TrainConfig,
+                  ev: dict | None, out: Path | None) -> None:
+    """Raise :class:`TrainingDivergedError` if a loss seen so far, the weights or the evaluation is not finite."""
+    bad = nonfinite_at >= 0
+    with torch.no_grad():
+        for prm in model.parameters():
+            bad = bad | ~torch.isfinite(prm.reshape(prm.shape[0], -1)).all(1)
+    if ev is not None:
+        for k in ("train_loss", "test_loss", "weight_norm"):
+            bad = bad | ~torch.isfinite(ev[k]).to(bad.device)
+    if not bool(bad.any()):
         return
-    old = json.loads(f.read_text())
-    new = config.to_dict()
-    if old != new:
-        diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
-        raise ValueError(
-            f"out_dir {str(out)!r} already holds a run with a different config "
-            f"(saved vs requested: {diff}); choose another out_dir"
-        )
+    seeds = [config.seeds[c] for c in torch.nonzero(bad).flatten().tolist()]
+    at = nonfinite_at[nonfinite_at >= 0]
+    first = int(at.min()) if at.numel() else step
+    what = "loss" if at.numel() else "weights or outputs"
+    hint = (f"lower lr (e.g. {config.lr / 10:g})" + (" or use optimizer adam" if config.optimizer == "sgd" else "")
+            + ("; lower init_scale" if config.init_scale > 1 else ""))
+    where = (f"; checkpoints up to the last saved step are intact in {str(out)!r} (rerunning the same command "
+             "diverges again)") if out is not None else ""
+    raise TrainingDivergedError(
+        f"training diverged: the {what} of seed(s) {seeds} became NaN/inf at step {first} of {config.steps} "
+        f"({config.optimizer}, lr={config.lr:g}, batch_size={config.batch_size}); {hint}; no result is "
+        f"reported{where}")
 
 
 # ---------------------------------------------------------------------------------------------- outputs
@@ -234,15 +353,38 @@ def _write_outputs(out: Path, config: TrainConfig, metrics: dict[str, list], wal
 def train(config: TrainConfig, out_dir: str | Path | None = None, progress: bool = False) -> TrainResult:
     """Train every seed of ``config`` at once; optionally write (and resume) a run directory.
 
-    With ``out_dir``: writes config.json, checkpoints/step_XXXXXXXX.pt, state.pt, metrics.json,
-    metrics.csv and curves.png (all atomically). If ``out_dir`` already holds a run with the same
-    config, training resumes from its last checkpoint (parameters, optimiser state, minibatch RNG state
-    and metrics so far) and gives results bit-identical to an uninterrupted run; a finished run is just
-    reloaded. A different config in ``out_dir`` raises ValueError.
+    With ``out_dir``: writes config.json, checkpoints/step_XXXXXXXX.pt, state.pt (and state.prev.pt),
+    metrics.json, metrics.csv and curves.png (all atomically, keeping the umask) while holding the
+    directory's writer lock (a second writer gets a ValueError naming this process's pid). If ``out_dir``
+    already holds a run with the same config, training resumes from its last resume state (parameters,
+    optimiser state, minibatch RNG state and metrics so far) and gives results bit-identical to an
+    uninterrupted run; a finished run is just reloaded; corrupt files are reported and skipped (see
+    :func:`_scan_run_dir`). A config.json, checkpoint or state of a different config raises ValueError
+    before anything is written.
+
+    Raises :class:`TrainingDivergedError` (a ValueError) as soon as a loss or weight of any seed is NaN
+    or infinite: checked every step on the device and synchronised at each evaluation and checkpoint, so
+    no non-finite number reaches a checkpoint, the metrics or the result.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     device = _resolve_device(config.device)
+    host_bytes, dev_bytes = estimate_memory(config)
+    what = f"training p={config.p} (p^2 = {config.p ** 2} pairs), width {config.width}, {len(config.seeds)} seed(s)"
+    check_memory(host_bytes, what, "cpu")
+    if device.type == "cuda":
+        check_memory(dev_bytes, what, device)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is None:
+        return _train(config, device, None, None, progress)
+    prepare_dir(out, "out_dir")
+    with RunLock(out):
+        resume = _scan_run_dir(out, config)
+        return _train(config, device, out, resume, progress)
+
+
+def _train(config: TrainConfig, device: torch.device, out: Path | None, st: dict | None,
+           progress: bool) -> TrainResult:
     t0 = time.perf_counter()
 
     # ---- set-up: data, model, optimiser, minibatches
@@ -255,15 +397,14 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, progress: bool
     sampler = None if full_batch else MinibatchSampler(config.seeds, data.n_train, config.batch_size)
     metrics: dict[str, list] = {"step": [], **{k: [] for k in METRIC_NAMES}}
     start, wall_before, done, resumed = 0, 0.0, False, False
+    # step at which each copy's training loss was first non-finite (-1: never); kept on the device so the
+    # check costs no host sync per step, read at evaluations and checkpoints
+    nonfinite_at = torch.full((len(config.seeds),), -1, dtype=torch.long, device=device)
 
-    # ---- resume
-    out = Path(out_dir) if out_dir is not None else None
+    # ---- resume (the run dir was checked and the state chosen by _scan_run_dir, under the lock)
     if out is not None:
-        _check_run_dir(out, config)
-        out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / CONFIG_FILE, config.to_dict())
-        if (out / STATE_FILE).exists():
-            st = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
+        if st is not None:
             model.load_state_dict(st["params"])
             opt.load_state_dict(st["optimizer"])
             if sampler is not None:
@@ -278,48 +419,61 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, progress: bool
 
         bar = tqdm(total=config.steps, initial=start, unit="step", dynamic_ncols=True)
 
-    for step in range(start, config.steps + 1):
-        if done:
-            break
-        stop = step == config.steps
-        resumed_here = resumed and step == start  # evaluated and saved before the interruption
-        # ---- evaluate (no_grad; the only host sync besides checkpoints)
-        if step in evals and not resumed_here:
-            ev = evaluate(model, data, config.loss)
-            metrics["step"].append(step)
-            for k in METRIC_NAMES:
-                metrics[k].append(ev[k].tolist())
-            stop = stop or config.stop_on_grok and bool((ev["test_acc"] >= config.grok_threshold).all())
+    try:
+        for step in range(start, config.steps + 1):
+            if done:
+                break
+            stop = step == config.steps
+            resumed_here = resumed and step == start  # evaluated and saved before the interruption
+            # ---- evaluate (no_grad; the only host sync besides checkpoints)
+            if step in evals and not resumed_here:
+                ev = evaluate(model, data, config.loss)
+                _check_finite(model, nonfinite_at, step, config, ev, out)
+                metrics["step"].append(step)
+                for k in METRIC_NAMES:
+                    metrics[k].append(ev[k].tolist())
+                stop = stop or config.stop_on_grok and bool((ev["test_acc"] >= config.grok_threshold).all())
+                if bar is not None:
+                    bar.set_postfix(train_acc=f"{ev['train_acc'].mean():.3f}", test_acc=f"{ev['test_acc'].mean():.3f}")
+            # ---- checkpoint: parameters first, then the resume state that points at them
+            if out is not None and (step in ckpts or stop) and not resumed_here:
+                _check_finite(model, nonfinite_at, step, config, None, out)
+                save_checkpoint(out, step, model, config)
+                wall = wall_before + time.perf_counter() - t0
+                state = {
+                    "step": step, "config": config.to_dict(), "config_hash": config.hash(),
+                    "params": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "optimizer": opt.state_dict(), "sampler": sampler.state_dict() if sampler else None,
+                    "metrics": metrics, "wall_time_s": wall, "complete": stop,
+                }
+                if (out / STATE_FILE).exists():  # keep the previous state: the fallback if this write is torn
+                    os.replace(out / STATE_FILE, out / PREV_STATE_FILE)
+                atomic_torch_save(out / STATE_FILE, state)
+                _write_outputs(out, config, metrics, wall, complete=stop, plot=False)
+            # ---- stop
+            if stop:
+                break
+            # ---- minibatch
+            if full_batch:
+                a, b, y = a_tr, b_tr, y_tr  # (N,) shared by all copies
+            else:
+                idx = sampler.next().to(device)  # (B, n) one batch per copy
+                a, b, y = a_tr[idx], b_tr[idx], y_tr[idx]
+            # ---- forward / backward / step
+            per_copy = loss_fn(model(a, b), y)  # (B,)
+            newly = ~torch.isfinite(per_copy.detach()) & (nonfinite_at < 0)
+            nonfinite_at = torch.where(newly, torch.full_like(nonfinite_at, step), nonfinite_at)
+            loss = per_copy.sum()  # sum over copies: each copy gets its own gradient
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
             if bar is not None:
-                bar.set_postfix(train_acc=f"{ev['train_acc'].mean():.3f}", test_acc=f"{ev['test_acc'].mean():.3f}")
-        # ---- checkpoint: parameters first, then the resume state that points at them
-        if out is not None and (step in ckpts or stop) and not resumed_here:
-            save_checkpoint(out, step, model, config)
-            wall = wall_before + time.perf_counter() - t0
-            atomic_torch_save(out / STATE_FILE, {
-                "step": step, "params": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(), "sampler": sampler.state_dict() if sampler else None,
-                "metrics": metrics, "wall_time_s": wall, "complete": stop,
-            })
-            _write_outputs(out, config, metrics, wall, complete=stop, plot=False)
-        # ---- stop
-        if stop:
-            break
-        # ---- minibatch
-        if full_batch:
-            a, b, y = a_tr, b_tr, y_tr  # (N,) shared by all copies
-        else:
-            idx = sampler.next().to(device)  # (B, n) one batch per copy
-            a, b, y = a_tr[idx], b_tr[idx], y_tr[idx]
-        # ---- forward / backward / step
-        loss = loss_fn(model(a, b), y).sum()  # sum over copies: each copy gets its own gradient
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
+    if not done:  # a finished run reloaded from its state was checked when it was written
+        _check_finite(model, nonfinite_at, config.steps, config, None, out)
 
     wall = wall_before + time.perf_counter() - t0
     if out is not None:
