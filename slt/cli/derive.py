@@ -36,7 +36,12 @@ def run(name: str, latex: bool = False) -> int:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    if args.name == "generic":  # a new architecture from flags, not a script
+        from slt.cli.derive_generic import run_generic
+
+        return run_generic(args)
     if args.list or args.name is None:
+        print(f"{'generic':22s} any polynomial architecture from flags (slt derive generic --help)")
         for name, path in available().items():
             print(f"{name:22s} {_summary(path)}")
         return 0
@@ -49,4 +54,7 @@ def register(subparsers) -> None:
     parser.add_argument("name", nargs="?", help="derivation to run (see --list)")
     parser.add_argument("--latex", action="store_true", help="print formulas as LaTeX")
     parser.add_argument("--list", action="store_true", help="list the derivations")
+    from slt.cli.derive_generic import add_arguments
+
+    add_arguments(parser)
     parser.set_defaults(func=_cmd)

@@ -36,7 +36,7 @@ from slt.tasks_finite import get_task
 from slt.theory.polynomial import generic_rank
 
 __all__ = ["p_s", "K_s", "N_s", "BASIS", "Family", "FAMILIES", "family_instance", "grid_ranks",
-           "fit_min_linear", "FittedForm", "fit_family"]
+           "fit_min_linear", "FittedForm", "fit_family", "parse_range", "derive_generic"]
 
 p_s, K_s, N_s = sp.symbols("p K N", positive=True, integer=True)
 BASIS: tuple[sp.Expr, ...] = (sp.Integer(1), p_s, K_s, N_s, p_s * K_s, K_s ** 2, p_s * N_s, K_s * N_s, p_s ** 2)
@@ -45,7 +45,7 @@ MAX_DEN = 12  # coefficients of the closed forms are small rationals; reject fit
 
 @dataclass(frozen=True)
 class Family:
-    """A family of PolyNets on one task; instances (p, K). ``fixed_p``: the task has one size (S_3, S_4)."""
+    """A family of PolyNets on one task; instances (p, K). ``extra_held_out``: fixed-size tasks (S_4) held out."""
 
     name: str
     task: str
@@ -74,9 +74,10 @@ FAMILIES: dict[str, Family] = {
                     held_out=((9, 6), (9, 20), (11, 12), (11, 30)),
                     description="two hidden quadratic layers of width K: A^T (W2^T (U[a] + V[b])^2)^2, (a + b) mod p"),
     "dihedral": Family("dihedral", "dihedral", activation=2,
-                       fit_grid=_grid((3, 4, 5), (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40)),
+                       fit_grid=_grid((3,), (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)) + _grid((4,), (1, 2, 3, 6, 12, 24, 32))
+                       + _grid((5,), (1, 2, 4, 8, 16)),
                        held_out=((6, 8), (6, 30), (7, 12)),
-                       extra_held_out=(("s4", 10), ("s4", 20)),
+                       extra_held_out=(("s4", 4),),
                        description="quadratic net on composition in the dihedral group D_n (order p = 2n; D_3 = S_3), "
                                    "every input; S_4 (order 24) held out"),
     "parity": Family("parity", "parity", activation=2, fit_grid=_grid((3, 4, 5, 6), (1, 2, 3, 4, 6, 8, 12)),
@@ -223,9 +224,12 @@ class FittedForm:
                 "held_out_ok": self.held_out_ok, "all_proved": self.all_proved, "wall_s": self.wall_s}
 
 
-def fit_family(fam: Family | str, seed: int = 0, numerical: bool = True, fit_grid=None, held_out=None) -> FittedForm:
+def fit_family(fam: Family | str, seed: int = 0, numerical: bool = True, fit_grid=None, held_out=None,
+               held_numerical: bool = True) -> FittedForm:
     """Grid ranks -> fitted min of linear terms -> identification of terms with the proved bounds ->
-    held-out checks at larger instances (exact rank there vs the formula's prediction)."""
+    held-out checks at larger instances (exact rank there vs the formula's prediction).
+    ``numerical`` / ``held_numerical``: also compute float64 SVD ranks (on the grid / on the held-out
+    instances, where a dense SVD of a 10^4-row Jacobian dominates the run time)."""
     fam = FAMILIES[fam] if isinstance(fam, str) else fam
     t0 = time.perf_counter()
     rows = grid_ranks(fam, fam.fit_grid if fit_grid is None else fit_grid, seed, numerical)
@@ -244,9 +248,85 @@ def fit_family(fam: Family | str, seed: int = 0, numerical: bool = True, fit_gri
             kinds.append("conjectured")
     held = []
     held_points = (tuple(fam.held_out) + tuple(fam.extra_held_out)) if held_out is None else held_out
-    for r in grid_ranks(fam, held_points, seed, numerical):
+    for r in grid_ranks(fam, held_points, seed, numerical and held_numerical):
         pred = None if formula is None else _eval(formula, r)
         held.append({**r, "predicted": pred, "match": pred == r["rank"]})
     return FittedForm(fam.name, formula, terms, tuple(kinds), capf, symf, tuple(rows), tuple(misses), tuple(held),
                       bool(held) and all(h["match"] for h in held), all(r["exact"] for r in rows + held),
                       time.perf_counter() - t0)
+
+
+def parse_range(text: str | int | None, name: str) -> tuple[int, ...]:
+    """'7..13' (inclusive), '2..12:2' (step), '3,5,7', or '7' -> sorted distinct ints; None -> ()."""
+    if text is None:
+        return ()
+    out: set[int] = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if ".." in part:
+                lo, rest = part.split("..")
+                hi, step = (rest.split(":") + ["1"])[:2]
+                if int(step) < 1:
+                    raise ValueError
+                out.update(range(int(lo), int(hi) + 1, int(step)))
+            elif part:
+                out.add(int(part))
+    except ValueError:
+        raise ValueError(f"{name} must be like '7..13', '2..12:2', '3,5,7' or '7', got {text!r}") from None
+    if not out:
+        raise ValueError(f"{name} names no value: {text!r}")
+    return tuple(sorted(out))
+
+
+def derive_generic(task: str, activation: int = 2, depth: int = 1, p_values=(), widths=(2,),
+                   train_fraction: float = 1.0, tied: bool = False, bias: bool = False, centred: bool = False,
+                   seed: int = 0, fit: bool = True, numerical: bool = True) -> dict:
+    """Generic rank and lambda of every instance (p, K) of an architecture on a task, and (``fit`` and
+    enough instances) a closed form fitted on all but the largest p (largest K when p is fixed) and
+    checked on those. Plain data (for ``slt derive generic --json``).
+
+    task: add/sub/mul/div (p prime for mul/div: other p are skipped and listed), s3, s4, dihedral,
+    parity, or a tuple file (p ignored for s3/s4/files)."""
+    from slt.tasks import is_prime
+    from slt.tasks_finite import TASKS
+
+    fixed = task in ("s3", "s4") or task not in TASKS
+    skipped = []
+    if fixed:
+        ps: tuple = (None,)
+    else:
+        if not p_values:
+            raise ValueError(f"task {task!r} needs p values (--p)")
+        ps = tuple(p for p in p_values if not (task in ("mul", "div") and not is_prime(p)))
+        skipped = [p for p in p_values if p not in ps]
+        if not ps:
+            raise ValueError(f"p must include a prime for task {task!r}, got {tuple(p_values)}")
+    if not widths:
+        raise ValueError("widths must name at least one width")
+    # fixed-size tasks (S_3, S_4, a tuple file) are passed by name as the instance's p
+    fam = Family(f"{task}-k{activation}-L{depth}", task, activation=activation, depth=depth, bias=bias, tied=tied,
+                 train_fraction=train_fraction, centred=centred, split_seed=seed)
+    points = [(task if fixed else p, K) for p in ps for K in widths]
+    rows = grid_ranks(fam, points, seed, numerical)
+    for r in rows:
+        r["width"] = r["K"]
+    out = {"task": task, "activation": activation, "depth": depth, "tied": tied, "bias": bias, "centred": centred,
+           "train_fraction": train_fraction, "seed": seed, "skipped_p": skipped, "instances": rows,
+           "formula": None, "lambda_formula": None, "fit_on": [], "held_out": [], "held_out_ok": None}
+    if fit and len(rows) >= 6:
+        key = "K" if len(ps) == 1 else "p"
+        top = max(r[key] for r in rows)
+        fit_rows = [r for r in rows if r[key] != top]
+        held = [r for r in rows if r[key] == top]
+        formula, terms, misses = fit_min_linear(fit_rows, seed=seed)
+        if formula is not None:
+            out["formula"] = str(formula)
+            out["lambda_formula"] = str(formula / 2)
+            out["formula_latex"] = sp.latex(formula)
+            out["fit_misses"] = [(fit_rows[i]["p"], fit_rows[i]["K"]) for i in misses]
+            out["fit_on"] = [(r["p"], r["K"]) for r in fit_rows]
+            out["held_out"] = [{"p": r["p"], "K": r["K"], "rank": r["rank"], "predicted": _eval(formula, r),
+                                "match": _eval(formula, r) == r["rank"]} for r in held]
+            out["held_out_ok"] = all(h["match"] for h in out["held_out"])
+    return out
