@@ -16,6 +16,9 @@ def register(subparsers) -> None:
     size.add_argument("--quick", action="store_true", help="tiny settings (about a minute; for tests)")
     p.add_argument("--only", nargs="+", metavar="CLAIM", default=None,
                    help="run only these claims: closed_form trajectory timing basins lr gsm paper_sweeps")
+    p.add_argument("--family", nargs="+", metavar="NAME", default=None,
+                   help="check a new architecture family's closed form by SGLD instead: cubic deep2 dihedral parity, "
+                        "or all (slt.checks.family)")
     p.add_argument("--device", default="cpu",
                    help="cpu (default), cuda or cuda:N: where training and the trained-network LLCs run")
     p.set_defaults(func=run)
@@ -24,6 +27,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from slt.checks import profile, run_check
 
+    if args.family:
+        from slt.checks.family import run_family_check
+
+        run_family_check(args.family, args.out if args.out != "slt-check" else "slt-check-family", quick=args.quick)
+        return 0
     name = "full" if args.full else "quick" if args.quick else "default"
     run_check(profile(name), args.out, only=tuple(args.only) if args.only else None, device=args.device)
     return 0

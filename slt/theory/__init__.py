@@ -48,6 +48,21 @@ Quadratic network f(a,b) = A (U[:,a] + V[:,b])^2 on modular-arithmetic inputs, `
     pad_units(U, V, A, extra, kind='dead'|'readout_dead'|'duplicate', seed=0)
     fourier_llc(p, a, b, y, width=None, centred=True, pad='dead', **kw) -> PointLLC   (Fourier basin)
     memorising_llc(p, width, a, b, y, centred=False, tied=False, seed=0, **kw) -> PointLLC
+Any polynomial network on finite inputs (``slt.models.polynomial.PolyNet``: activation t^k, k = 1..4, 1-3
+hidden layers, optional biases, tied or untied one-hot embeddings or dense inputs; the quadratic net is
+``quadratic_instance(p, K, tied)``), ``slt.theory.polynomial``:
+    generic_rank(spec, inputs, centred=False, seed=0, n_points=1, numerical=True, probe=False) -> GenericRank(
+        rank, numerical_rank, sv_gap, n_params, n_inputs, n_distinct, data_cap, function_dim, symmetry_bound,
+        symmetries, upper, exact, unexplained_kernel, lam, morse_bott, wall_s): rank = exact rank of J over F_P
+        at random integer points (rigorous lower bound), upper = min(data cap, d - named-symmetry orbit)
+        (rigorous), exact = they meet (proved); lam = rank/2 (generic point: constant rank, Morse-Bott)
+    poly_jacobian(spec, params, inputs, centred=False, prime=None), exact_rank, data_cap, symmetry_generators,
+    morse_bott_probe(spec, params, inputs, centred=False, n_probe=3, step=1e-3, seed=0), quadratic_instance
+``slt.theory.families`` (closed forms for families of instances (p, K)):
+    FAMILIES (cubic, deep2, dihedral, parity); fit_family(fam) -> FittedForm(formula, terms, term_kind,
+        cap_formula, symmetry_formula, fit_rows, fit_misses, held_out, held_out_ok, all_proved, wall_s)
+    fit_min_linear(rows, key="rank") -> (sympy Min of <= 3 exact linear terms, terms, misses)
+    derive_generic(task, activation, depth, p_values, widths, ...) -> dict   (``slt derive generic``)
 """
 from slt.theory.exact import dln, normal_crossing, regular, rrr
 from slt.theory.jacobian import PointLLC, exact_rank_at, llc_at_net, llc_at_point, point_from_net, quadratic_jacobian
@@ -55,6 +70,8 @@ from slt.theory.newton import NewtonResult, newton_rlct
 from slt.theory.volume import VolumeEstimate, volume_scaling
 from slt.theory.paper import PAPER_SCALE, cor_4_2, cor_5_4, lazy, memorisation_bracket
 from slt.theory.quadratic import DataLLC, lazy_llc, quadratic_llc, quadratic_llc_data, quadratic_llc_expr
+from slt.theory.polynomial import GenericRank, generic_rank, quadratic_instance
+from slt.theory.families import FAMILIES, FittedForm, derive_generic, fit_family
 
 __all__ = [
     "regular",
@@ -81,4 +98,11 @@ __all__ = [
     "cor_4_2",
     "lazy",
     "memorisation_bracket",
+    "generic_rank",
+    "GenericRank",
+    "quadratic_instance",
+    "fit_family",
+    "FittedForm",
+    "FAMILIES",
+    "derive_generic",
 ]
