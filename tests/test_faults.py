@@ -108,31 +108,35 @@ def test_sigkill_and_sigint_at_random_points_resume_bit_identically(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- the lock
 
-def test_second_writer_is_refused_with_the_holders_pid(tmp_path):
-    with RunLock(tmp_path):
+def test_second_writer_is_refused_with_the_holders_pid(tmp_path, capsys):
+    with RunLock(tmp_path):  # flock locks conflict between open files, even within one process
         with pytest.raises(RunDirBusyError, match=f"pid {os.getpid()}"):
             train(small(), out_dir=tmp_path)
-        rc, _, err = cli("train", "--p", "5", "--width", "4", "--steps", "3", "--no-progress", "--out", str(tmp_path))
-        assert rc == 2  # another process (the CLI) is refused too, told this process's pid
-        one_line_error(err, f"pid {os.getpid()}")
+        assert main(["train", "--p", "5", "--width", "4", "--steps", "3", "--no-progress", "--out", str(tmp_path)]) == 2
+        one_line_error(capsys.readouterr().err, f"pid {os.getpid()}", "being written by another process")
     assert not list_checkpoints(tmp_path)  # the refused writers wrote nothing
     train(small(steps=5), out_dir=tmp_path)  # released: the next writer proceeds
 
 
-def test_two_different_configs_started_at_once_never_both_succeed(tmp_path):
+def test_a_second_config_while_another_process_writes_is_refused(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    base = [sys.executable, "-m", "slt", "train", "--p", "5", "--width", "4", "--seeds", "1", "--steps", "200",
-            "--no-progress", "--out", str(tmp_path / "run")]
-    procs = [subprocess.Popen([*base, "--lr", lr], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True) for lr in ("0.01", "0.02")]
-    outs = [p.communicate(timeout=120)[1] for p in procs]
-    codes = [p.returncode for p in procs]
-    assert sorted(codes) == [0, 2], (codes, outs)
-    loser = outs[codes.index(2)]
-    assert "being written by another process" in loser or "different config" in loser, loser
-    lrs = {safe_torch_load(checkpoint_path(tmp_path / "run", s))["config"]["lr"]
-           for s in list_checkpoints(tmp_path / "run")}
-    assert lrs == {json.loads((tmp_path / "run" / "config.json").read_text())["lr"]}
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "slt", "train", "--p", "5", "--width", "4", "--seeds", "1",
+                             "--steps", "800", "--batch-size", "4", "--lr", "0.01", "--no-progress", "--device",
+                             "cpu", "--out", str(run_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t_end = time.time() + 60
+    while not list_checkpoints(run_dir) and proc.poll() is None and time.time() < t_end:
+        time.sleep(0.005)
+    try:
+        with pytest.raises(RunDirBusyError, match=f"pid {proc.pid}"):
+            train(small(p=5, width=4, seeds=(0,), lr=0.02, steps=800), out_dir=run_dir)
+    finally:
+        proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    with pytest.raises(ValueError, match=r"different config.*'lr': \(0\.01, 0\.02\)"):  # and after it finished
+        train(small(p=5, width=4, seeds=(0,), lr=0.02, steps=800), out_dir=run_dir)
+    lrs = {safe_torch_load(checkpoint_path(run_dir, s))["config"]["lr"] for s in list_checkpoints(run_dir)}
+    assert lrs == {0.01} and json.loads((run_dir / "config.json").read_text())["lr"] == 0.01
 
 
 # ---------------------------------------------------------------------------------------------- foreign files

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(run_dir, args.step)
     cfg = ckpt.config
     a, b, y = ckpt.data.train()
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be an integer >= 1 (omit it for the full batch), got {args.batch_size}")
     if args.batch_size is not None and cfg.loss == "centred_mse" and args.batch_size < 2:
         raise ValueError(f"--batch-size must be >= 2 with the run's centred_mse loss (a minibatch of one pair "
                          f"centred on itself has zero loss, so every draw would be 0), got {args.batch_size}")
@@ -89,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         se0 = f" ± {results[0].llc_se:.2g}" if math.isfinite(results[0].llc_se) else ""
         plot_trace(results[0], png_path, title=f"step {ckpt.step}, seed {cfg.seeds[0]}: LLC {results[0].llc:.4g}{se0}")
     except OSError as err:
-        raise ValueError(f"cannot write {json_path} ({err.strerror or err}); the estimates are printed above; "
-                         "pass --out DIR to write them elsewhere") from None
+        msg = err.strerror or str(err)
+        if str(out_dir) not in msg:
+            msg = f"cannot write {json_path}: {msg}"
+        raise ValueError(f"{msg} (the estimates are printed above); pass --out DIR to write them elsewhere") from None
     print(f"wrote {json_path} and {png_path}")
     return 0

@@ -268,6 +268,22 @@ def _scan_run_dir(out: Path, config: TrainConfig) -> dict | None:
     return None
 
 
+def _keep_previous_state(out: Path) -> None:
+    """Make state.prev.pt the current state.pt (the fallback should the next state turn out torn) without
+    a moment in which state.pt is missing: a hard link under a temporary name, moved into place."""
+    cur = out / STATE_FILE
+    if not cur.exists():
+        return
+    tmp = out / f".{PREV_STATE_FILE}.{os.getpid()}.tmp"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(cur, tmp)
+    except OSError:  # no hard links on this filesystem: rotate by rename (a crash now leaves only prev)
+        os.replace(cur, out / PREV_STATE_FILE)
+        return
+    os.replace(tmp, out / PREV_STATE_FILE)
+
+
 def estimate_memory(config: TrainConfig) -> tuple[float, float]:
     """Rough peak bytes (host, device) of :func:`train`: the data set (all p^2 pairs as int64 a, b, y, a
     permutation and index copies: ~64 bytes a pair) on the host; on the device the parameters with
@@ -446,8 +462,7 @@ def _train(config: TrainConfig, device: torch.device, out: Path | None, st: dict
                     "optimizer": opt.state_dict(), "sampler": sampler.state_dict() if sampler else None,
                     "metrics": metrics, "wall_time_s": wall, "complete": stop,
                 }
-                if (out / STATE_FILE).exists():  # keep the previous state: the fallback if this write is torn
-                    os.replace(out / STATE_FILE, out / PREV_STATE_FILE)
+                _keep_previous_state(out)
                 atomic_torch_save(out / STATE_FILE, state)
                 _write_outputs(out, config, metrics, wall, complete=stop, plot=False)
             # ---- stop
