@@ -181,16 +181,14 @@ def test_finite_tasks(tmp_path):
 
 def test_fit_recovers_a_min_of_linear_terms():
     """Synthetic ranks from a known formula: the fitter returns that formula (up to simplification)."""
-    truth = sp.Min(p_s * N_s, (3 * p_s - 2) * K_s, K_s * (p_s + N_s - K_s))
-    rows = []
-    for p in (3, 4, 5, 6, 7):
-        for K in (1, 2, 3, 5, 8, 12, 20):
-            for N in (2 * p, p * p):
-                rows.append({"p": p, "K": K, "N": N, "rank": int(truth.subs({p_s: p, K_s: K, N_s: N}))})
+    truth = lambda p, K, N: min(p * N, (3 * p - 2) * K, K * (p + N - K))  # noqa: E731
+    rows = [{"p": p, "K": K, "N": N, "rank": truth(p, K, N)}
+            for p in (3, 4, 5, 6, 7) for K in (1, 2, 3, 5, 8, 12, 20) for N in (2 * p, p * p)]
     formula, terms, bad = fit_min_linear(rows)
-    assert not bad
-    for r in rows:
-        assert formula.subs({p_s: r["p"], K_s: r["K"], N_s: r["N"]}) == r["rank"]
+    assert not bad and len(terms) == 3
+    f = sp.lambdify((p_s, K_s, N_s), formula)
+    for p, K, N in ((9, 7, 30), (11, 40, 121), (13, 3, 20)):  # off the grid
+        assert f(p, K, N) == truth(p, K, N)
 
 
 def test_small_family_fit_holds_out():
