@@ -76,7 +76,9 @@ FRAC_BELOW_WARN = 0.2  # at a local minimum almost every draw sits above L(w*)
 # accepted values of ``precondition`` besides None: "hessian" M = (n_beta H + gamma I)^-1; "hessian-range" the
 # same on the range of H, but the null space of H (the model's symmetry directions at w*) gets the stiffest
 # direction's precision, i.e. moves exactly as in plain SGLD (see hessian_preconditioner)
-PRECONDITIONS = ("hessian", "hessian-range")
+# "diagonal", "rmsprop", "lowrank": metrics without a d x d matrix, for any d (slt.sampling.precondition)
+DENSE_PRECONDITIONS = ("hessian", "hessian-range")
+PRECONDITIONS = DENSE_PRECONDITIONS + ("diagonal", "rmsprop", "lowrank")
 # dense d x d metric per copy: memory and the O(d^3) eigendecomposition stay small (3000^2 floats = 72 MB in
 # float64 per copy) and each step's (R, d) x (d, d) products stay below the cost of a forward/backward
 MAX_PRECONDITION_DIM = 3000
@@ -439,10 +441,11 @@ def check_precondition(precondition, dim: int) -> None:
         return
     if not isinstance(precondition, str) or precondition not in PRECONDITIONS:
         raise ValueError(f"precondition must be None or one of {PRECONDITIONS}, got {precondition!r}")
-    if dim > MAX_PRECONDITION_DIM:
+    if precondition in DENSE_PRECONDITIONS and dim > MAX_PRECONDITION_DIM:
         raise ValueError(
             f"precondition={precondition!r} builds a dense d x d metric per copy and is limited to "
-            f"d <= {MAX_PRECONDITION_DIM} parameters; this model has d = {dim}: use precondition=None")
+            f"d <= {MAX_PRECONDITION_DIM} parameters; this model has d = {dim}: use precondition=None, "
+            "'diagonal', 'rmsprop' or 'lowrank'")
 
 
 def loss_hessian(problem: _Problem, position: Position | None = None, chunk_size: int = 128) -> torch.Tensor:
@@ -487,6 +490,10 @@ def hessian_preconditioner(problem: _Problem, n_beta: torch.Tensor, gamma: torch
     collapses (measured on the claim-1 quadratic nets at n_beta = 1e5 and 1e7: top preconditioned curvature
     ~500-800 at such points, eps ~1e-5 - 1e-4). Any SPD M leaves the target law unchanged.
     """
+    if kind not in DENSE_PRECONDITIONS:
+        from slt.sampling.precondition import scalable_preconditioner
+
+        return scalable_preconditioner(problem, n_beta, gamma, kind)
     H = loss_hessian(problem).to(torch.float64)
     H = 0.5 * (H + H.mT)
     h, Q = torch.linalg.eigh(H)  # ascending
@@ -526,9 +533,9 @@ def _top_curvature_preconditioned(problem: _Problem, position: Position, precond
         lam = torch.zeros(r, dtype=leaves[0].dtype, device=leaves[0].device)
         for _ in range(POWER_ITERS):
             v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(1e-30)
-            u = apply_metric(precond.sqrt, v)  # S v
+            u = precond.apply_sqrt(v)  # S v
             hu = flatten(torch.autograd.grad(grads, leaves, grad_outputs=unflatten(u, leaves), retain_graph=True))
-            y = apply_metric(precond.sqrt, nb * hu + gm * u)  # S (n_beta H + gamma) S v
+            y = precond.apply_sqrt(nb * hu + gm * u)  # S (n_beta H + gamma) S v
             lam = torch.linalg.vecdot(v, y).detach()
             v = y.detach()
     return lam.abs()

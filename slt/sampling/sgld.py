@@ -198,6 +198,45 @@ class Preconditioner(NamedTuple):
     matrix: torch.Tensor  # (B, d, d) M
     sqrt: torch.Tensor  # (B, d, d) M^(1/2)
 
+    def apply_sqrt(self, flat: torch.Tensor) -> torch.Tensor:
+        """M^(1/2) x for each row x of the (R, d) ``flat`` (row r uses copy r // C)."""
+        return apply_metric(self.sqrt, flat)
+
+
+class DiagonalPreconditioner(NamedTuple):
+    """A constant diagonal metric per copy, M = diag(m), stored as its square root s = m^(1/2): (B, d).
+    O(R d) per step, any d (slt.sampling.precondition)."""
+
+    sqrt_diag: torch.Tensor  # (B, d)
+
+    def apply_sqrt(self, flat: torch.Tensor) -> torch.Tensor:
+        b, d = self.sqrt_diag.shape
+        return (flat.reshape(b, -1, d) * self.sqrt_diag.unsqueeze(1)).reshape(flat.shape)
+
+
+class LowRankPreconditioner(NamedTuple):
+    """A constant structured metric per copy given by its symmetric square root
+
+        S = Q diag(s) Q^T + P diag(t) P,   P = I - Q Q^T,   M = S^2,
+
+    Q (B, d, k) orthonormal (the top Hessian eigenvectors at w*), s (B, k) > 0 on their span, t (B, d) > 0 a
+    diagonal acting on the complement. S is symmetric and positive definite (Q^T S P = 0), so M is a valid
+    constant metric. O(R d k) per step (slt.sampling.precondition)."""
+
+    basis: torch.Tensor  # (B, d, k)
+    top_sqrt: torch.Tensor  # (B, k)
+    rest_sqrt_diag: torch.Tensor  # (B, d)
+
+    def apply_sqrt(self, flat: torch.Tensor) -> torch.Tensor:
+        b, d = self.rest_sqrt_diag.shape
+        x = flat.reshape(b, -1, d)  # (B, C, d)
+        Q = self.basis
+        c = torch.bmm(x, Q)  # (B, C, k) = Q^T x per row
+        px = x - torch.bmm(c, Q.mT)  # P x
+        tpx = px * self.rest_sqrt_diag.unsqueeze(1)
+        tpx = tpx - torch.bmm(torch.bmm(tpx, Q), Q.mT)  # P diag(t) P x
+        return (torch.bmm(c * self.top_sqrt.unsqueeze(1), Q.mT) + tpx).reshape(flat.shape)
+
 
 def flatten(position: Position) -> torch.Tensor:
     """(R, d) view of a tuple of (R, ...) leaves, leaves concatenated in order."""
@@ -230,7 +269,7 @@ def preconditioned_update(
     """
     sg = flatten(precond_drift)
     e = eps.view(-1, 1) if eps.dim() else eps
-    delta = apply_metric(precond.sqrt, (flatten(noise) * e.sqrt()).addcmul_(sg, -e / 2))
+    delta = precond.apply_sqrt((flatten(noise) * e.sqrt()).addcmul_(sg, -e / 2))
     return unflatten(flatten(position) + delta, position), unflatten(delta, position)
 
 
@@ -245,7 +284,7 @@ def preconditioned_potential_and_drift(
 ) -> tuple[torch.Tensor, torch.Tensor, Position, Position, torch.Tensor]:
     """(L, U, g, M^(1/2) g, g^T M g = |M^(1/2) g|^2) at ``position``; g as in :func:`potential_and_drift`."""
     loss, u, g, _ = potential_and_drift(loss_fn, position, batch, anchor, n_beta, gamma)
-    sg = apply_metric(precond.sqrt, flatten(g))
+    sg = precond.apply_sqrt(flatten(g))
     return loss, u, g, unflatten(sg, position), torch.linalg.vecdot(sg, sg)
 
 
