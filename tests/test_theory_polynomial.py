@@ -210,3 +210,23 @@ def test_unnamed_kernel_is_reported_not_hidden():
     g = generic_rank(PolyNet((2, 3, 2), 5, 2, alphabets=(5, 5)), x)
     assert not g.exact and g.unexplained_kernel > 0
     assert g.rank == g.numerical_rank < g.upper
+
+
+def test_dense_float_inputs_are_exact_and_scale_free():
+    """Float inputs are scaled exactly to integers (a reparametrisation of W_1): same rank as the integer
+    inputs they are scaled copies of; an affine dependency (x3 = x1 + 1/2) is found as a first-layer null
+    direction with a bias, and lies in the float Jacobian's kernel."""
+    rng = np.random.default_rng(0)
+    Xi = rng.integers(-3, 4, size=(15, 3))
+    Xi[:, 2] = 2 * Xi[:, 0] + 1
+    X = Xi / 4.0  # x3 = 2 x1 + 1/4
+    for spec in (PolyNet((2,), 2, 2, dense_dim=3, bias=True), PolyNet((2, 2), 2, 3, dense_dim=3, bias=True)):
+        for centred in (False, True):
+            g, gi = generic_rank(spec, X, centred), generic_rank(spec, Xi, centred)
+            assert (g.rank, g.upper, g.data_cap, g.symmetries) == (gi.rank, gi.upper, gi.data_cap, gi.symmetries)
+            assert g.rank == g.numerical_rank and g.exact
+            assert g.symmetries["first-layer null space on the data (one-hot shifts)"] == spec.widths[0]
+            w = {k: v.numpy() for k, v in spec.init_params(1).items()}
+            J = poly_jacobian(spec, w, X, centred)
+            for fam in symmetry_generators(spec, w, X, centred):
+                assert np.abs(J @ fam.vectors.T).max() <= 1e-9 * np.abs(J).max() * np.abs(fam.vectors).max()

@@ -57,6 +57,29 @@ MAX_WIDTH = 2048
 TANGENT_RATIO = 0.05  # as slt.theory.jacobian: a tangent probe returns by O(delta^2), a normal one by O(delta)
 
 
+def _integer_rows(X: np.ndarray) -> np.ndarray:
+    """X scaled by one common power of 2 to integers, exactly (every float64 is m / 2^e). Scaling all
+    inputs by c != 0 is the reparametrisation W_1 -> W_1 / c, so ranks, caps and null spaces are unchanged;
+    the scale is invertible mod an odd prime. Integer X is returned as is."""
+    return _integer_rows_scaled(X)[0]
+
+
+def _integer_rows_scaled(X: np.ndarray) -> tuple[np.ndarray, int]:
+    """(integer rows, the common factor 2^e they were multiplied by)."""
+    if np.issubdtype(X.dtype, np.integer):
+        return X.astype(np.int64), 1
+    if not np.all(np.isfinite(X)):
+        raise ValueError("dense inputs must be finite")
+    from fractions import Fraction
+
+    fr = [[Fraction(float(v)) for v in row] for row in X.tolist()]
+    den = max((f.denominator for row in fr for f in row), default=1)  # all powers of 2: the max is the lcm
+    out = np.array([[int(f * den) for f in row] for row in fr], dtype=object)
+    if all(abs(int(v)) < 2**62 for v in out.ravel()):
+        out = out.astype(np.int64)
+    return out, den
+
+
 def _check_widths(spec: PolyNet) -> None:
     if max(spec.widths) > MAX_WIDTH or spec.d_in > MAX_WIDTH:
         raise ValueError(f"widths and d_in must be <= {MAX_WIDTH} for exact int64 arithmetic mod P")
@@ -119,7 +142,7 @@ def poly_jacobian(spec: PolyNet, params: dict, inputs, centred: bool = False, pr
             if not np.issubdtype(v.dtype, np.integer):
                 raise ValueError(f"params[{n!r}] must be an integer array for an exact rank")
             P[n] = np.mod(v.astype(np.int64), prime)
-        X = np.mod(X.astype(np.int64), prime)
+        X = np.mod(_integer_rows(X), prime).astype(np.int64)
     for n, s in spec.shapes():
         if tuple(P[n].shape) != s:
             raise ValueError(f"params[{n!r}] must have shape {s}, got {tuple(P[n].shape)}")
@@ -177,14 +200,10 @@ def data_cap(spec: PolyNet, inputs, centred: bool = False) -> tuple[int, int]:
     of the monomials of degree k^L in x (all degrees <= k^L with biases) evaluated there = rank of the Gram
     matrix (x_i.x_j + [bias])^(k^L) (its feature map is those monomials with positive weights), exact
     over Z. N_f' = N_f - 1 when centred and the constants lie in that span (rank(G + 11^T) = rank G)."""
-    X = _distinct_rows(encode_inputs(spec, inputs))
-    if not np.issubdtype(X.dtype, np.integer):
-        if not np.all(np.mod(X, 1) == 0):
-            raise ValueError("dense inputs must be integer-valued for the exact data cap")
-        X = X.astype(np.int64)
-    n = X.shape[0]
+    X = _integer_rows(_distinct_rows(encode_inputs(spec, inputs)))
     D = spec.degree
-    base = [[int(v) for v in row] for row in (X @ X.T + int(spec.bias)).tolist()]
+    Xi = [[int(v) for v in row] for row in X.tolist()]  # Python ints: no overflow for scaled float inputs
+    base = [[sum(a * b for a, b in zip(r1, r2)) + int(spec.bias) for r2 in Xi] for r1 in Xi]
     gram = [[v ** D for v in row] for row in base]
     nf = int(flint.fmpz_mat(gram).rank())
     if centred:
@@ -192,22 +211,24 @@ def data_cap(spec: PolyNet, inputs, centred: bool = False) -> tuple[int, int]:
         nf_eff = nf - 1 if with_one == nf else nf
     else:
         nf_eff = nf
-    del n
     return spec.n_out * nf_eff, nf
 
 
-def _first_layer_null(spec: PolyNet, inputs, centred: bool = False) -> list[list[int]]:
+def _first_layer_null(spec: PolyNet, inputs, centred: bool = False, exact_model: bool = True) -> list[list[int]]:
     """Integer basis of {n : X_aug n = 0} on the distinct inputs (X_aug = [X, 1] with a bias). Linear
     activation and a centred loss: {n : X_aug n constant} (a constant pre-activation shift then moves f
     by a constant, which centring removes)."""
-    X = _distinct_rows(encode_inputs(spec, inputs)).astype(np.int64)
+    X, den = _integer_rows_scaled(_distinct_rows(encode_inputs(spec, inputs)))
     if spec.bias:
-        X = np.concatenate([X, np.ones((X.shape[0], 1), dtype=np.int64)], axis=1)
+        # the exact path evaluates the model on X_s = den X (a reparametrisation of W_1): null space of
+        # [X_s, 1]; the float path on X itself: X n + b = 0 <=> X_s n + den b = 0, null space of [X_s, den]
+        col = np.array([[1 if exact_model else den]] * X.shape[0], dtype=object)
+        X = np.concatenate([X.astype(object), col], axis=1)
     if centred and spec.activation == 1:
         X = X[1:] - X[:1] if X.shape[0] > 1 else np.zeros_like(X)
-    if X.shape[0] == 0 or not X.any():
+    if X.shape[0] == 0 or not np.any(X != 0):
         return [[int(i == j) for i in range(X.shape[1])] for j in range(X.shape[1])]
-    ns, nullity = flint.fmpz_mat(X.tolist()).nullspace()
+    ns, nullity = flint.fmpz_mat([[int(v) for v in row] for row in X.tolist()]).nullspace()
     cols = [[int(ns[i, j]) for i in range(X.shape[1])] for j in range(int(nullity))]
     return cols
 
@@ -285,7 +306,7 @@ def symmetry_generators(spec: PolyNet, params: dict, inputs, centred: bool = Fal
         fams.append(SymmetryFamily("GL(m_l) between linear layers", np.array(vecs)))
         if trans:
             fams.append(SymmetryFamily("translations of hidden layers (linear, biased)", np.array(trans)))
-    null = _first_layer_null(spec, inputs, centred)
+    null = _first_layer_null(spec, inputs, centred, exact_model=prime is not None)
     if null:
         conv = (lambda x: float(x)) if prime is None else (lambda x: int(x) % prime)  # noqa: E731
         vecs = []
