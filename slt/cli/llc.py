@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from slt.sampling.llc import LLCWarning, estimate_llc_copies
     from slt.sampling.plots import plot_trace
     from slt.training import load_checkpoint
-    from slt.runio import atomic_write_json, prepare_dir
+    from slt.runio import atomic_write, atomic_write_json, prepare_dir
     from slt.training.checkpoints import library_version
 
     run_dir = Path(args.run)
@@ -89,7 +89,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         atomic_write_json(json_path, out)  # NaN/inf written as null (strict JSON)
         se0 = f" ± {results[0].llc_se:.2g}" if math.isfinite(results[0].llc_se) else ""
-        plot_trace(results[0], png_path, title=f"step {ckpt.step}, seed {cfg.seeds[0]}: LLC {results[0].llc:.4g}{se0}")
+        fig = plot_trace(results[0], None, title=f"step {ckpt.step}, seed {cfg.seeds[0]}: LLC {results[0].llc:.4g}{se0}")
+        try:  # saved through slt.runio so the PNG keeps the umask like the JSON
+            atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+        finally:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
     except OSError as err:
         msg = err.strerror or str(err)
         if str(out_dir) not in msg:
