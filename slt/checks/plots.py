@@ -142,3 +142,35 @@ def plot_closed_form(path, exact: Sequence[float], est: Sequence[float], se: Seq
     ax.set_ylabel("SGLD estimate (± 3 SE)")
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def plot_exact_trajectory(path, curves: dict, steps: Sequence[float], lam: Sequence[float], lower: Sequence[float],
+                          upper: Sequence[float], seed: int, grok: float | None, reference: dict[str, float],
+                          title: str = "") -> None:
+    """One seed: exact lambda at polished checkpoints (bounds as a band where it is not exact) and the
+    train/test accuracy against step, the grokking step marked."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    xs = _pos(curves.get("step", []))
+    ax2 = ax.twinx()
+    ax2.plot(xs, [r[seed] for r in curves["train_acc"]], color="0.6", ls="--", lw=1, label="train acc")
+    ax2.plot(xs, [r[seed] for r in curves["test_acc"]], color="0.3", lw=1.2, label="test acc")
+    ax2.set_ylim(-0.02, 1.02)
+    ax2.set_ylabel("accuracy")
+    lx = _pos(steps)
+    ax.fill_between(lx, lower, upper, color=_COLORS[0], alpha=0.2, label="bounds where not exact")
+    ax.plot(lx, lam, color=_COLORS[0], marker="o", ms=4, lw=1.5, label="exact lambda")
+    for i, (label, val) in enumerate(reference.items()):
+        if val is not None and math.isfinite(val):
+            ax.axhline(val, color=_COLORS[(i + 1) % len(_COLORS)], ls=("--", "-.", ":")[i % 3], lw=1,
+                       label=f"{label} = {val:.5g}")
+    if grok is not None:
+        ax.axvline(max(grok, 0.5), color="k", lw=0.8, label=f"grokking step {grok}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("learning coefficient")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower left")
+    if title:
+        ax.set_title(title, fontsize=9)
+    _save(fig, path)

@@ -22,7 +22,7 @@ from slt.checks.cache import PointCache
 from slt.checks.profiles import CheckProfile
 from slt.checks.report import ClaimResult, summary_table, write_report
 
-CLAIM_KEYS = ("closed_form", "trajectory", "timing", "basins", "lr", "gsm", "paper_sweeps")
+CLAIM_KEYS = ("closed_form", "trajectory", "timing", "basins", "lr", "gsm", "paper_sweeps", "exact_trajectory")
 
 
 def _version() -> str:
@@ -97,6 +97,11 @@ def run_check(
         step("lr", "learning-rate sweep and GSM", lr_claims)
     if want("paper_sweeps"):
         step("paper_sweeps", "LLC vs p and vs K in absolute value", lambda: C.claim_paper_sweeps(ctx, prof.paper_sweeps))
+    if want("exact_trajectory") and prof.exact is not None:
+        from slt.checks import exact as X
+
+        step("exact_trajectory", "exact lambda at polished checkpoints",
+             lambda: X.claim_exact_trajectory(ctx, X.run_exact_trajectory(ctx, prof.exact)))
 
     wall = time.perf_counter() - t_start
     meta = {"profile": prof.name, "version": _version(), "torch": torch.__version__, "python": platform.python_version(),

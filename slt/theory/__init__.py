@@ -42,6 +42,20 @@ Quadratic network f(a,b) = A (U[:,a] + V[:,b])^2 on modular-arithmetic inputs, `
     exact_rank_at(U, V, A, a, b, centred=False) -> int (integer params; exact over F_P, P = 2^31 - 1)
     rank_mod_prime(M, prime=PRIME), random_integer_point(p, m, q=None, tied=False, seed=0),
     numerical_rank(J, rtol=None) -> (rank, singular values, gap)
+``slt.theory.polish`` (a trained checkpoint -> the critical point its LLC refers to; also ``slt.polish``):
+    polish(U, V, A, a, b, y, centred=False, weight_decay=0.0, max_iter=30, lsqr_iter=2000, newton_iter=50,
+           device='cpu') -> PolishResult(U, V, A, critical, kind ('interpolating'|'stationary'|'none'),
+           objective ('data'|'data+wd'), grad_norm_before/after, loss_before/after, rel_residual, grad_cos,
+           rel_distance, iterations, lsqr_iterations, seconds, message)   float64 Levenberg-Marquardt + LSQR;
+    polish_net(net, a, b, y, copy=0, centred=False, weight_decay=0.0, **kw);  NotCriticalError
+``slt.theory.exact_scale`` (lambda at a critical point at the paper's scale; also ``slt.exact_llc``):
+    exact_llc(U, V, A, a, b, y, centred=False, device='cpu', max_gram=20000, max_dense_hessian=12000)
+        -> ExactLLC(rank, lam (Rational or None), lower, upper, morse_bott, reason, route, rows, n_params,
+           orbit_dim, rank_squares, rank_embedding, gram, sv_gap, gaps, reliable, residual, grad_cos, seconds,
+           timings, device);  y labels (N,) or real targets (N, q).  rank J = q rank(S2) + rank M (science.md
+        sec. 9); exact when rank = the number of independent equations of {R = 0} ((q-1)N' + rank S2 for the
+        centred loss on one-hot labels, which forces A 1 = 0) or = d - dim(symmetry orbit).
+    exact_llc_net(net, a, b, y, copy=0, centred=False, **kw)
 ``slt.theory.basins`` (constructed solutions, float64 arrays U (p,m), V (p,m), A (m,p)):
     fourier_solution(p, centred=True, frequencies=None), fourier_width(p, centred=True),
     memorising_solution(p, width, a, b, y, centred=False, tied=False, seed=0),
