@@ -126,14 +126,22 @@ def read_checkpoint(path: str | Path, expect: TrainConfig | None = None) -> tupl
         diff = config_diff(config, expect)
         raise RunMismatchError(f"checkpoint {path} belongs to a different run (its config vs this run's: {diff})")
     params = blob["params"]
-    model = build_model(config)
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    want = param_shapes(config)
     got = {k: tuple(v.shape) for k, v in params.items()} if isinstance(params, dict) and all(
         isinstance(v, torch.Tensor) for v in params.values()) else None
     if got != want:
         raise CorruptFileError(f"checkpoint {path}: parameter shapes {got} do not match its config "
                                f"(p={config.p}, width={config.width}, {len(config.seeds)} seed(s): {want})")
     return int(blob["step"]), config, params
+
+
+def param_shapes(config: TrainConfig) -> dict[str, tuple[int, ...]]:
+    """Shapes of the run's parameters (``build_model(config).state_dict()``) without initialising them."""
+    B, p, K = len(config.seeds), config.p, config.width
+    shapes = {"U": (B, p, K), "A": (B, K, p)}
+    if not config.tied:
+        shapes["V"] = (B, p, K)
+    return shapes
 
 
 def config_diff(a: TrainConfig, b: TrainConfig) -> dict:

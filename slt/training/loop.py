@@ -48,6 +48,7 @@ from slt.training.checkpoints import (
     config_diff,
     library_version,
     list_checkpoints,
+    param_shapes,
     read_checkpoint,
     run_config,
     save_checkpoint,
@@ -231,7 +232,7 @@ def _scan_run_dir(out: Path, config: TrainConfig) -> dict | None:
         except CorruptFileError as err:
             warnings.warn(str(err), CheckpointWarning, stacklevel=3)
             corrupt_steps.append(s)
-    want = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    want = param_shapes(config)
     candidates = []
     for name in (STATE_FILE, PREV_STATE_FILE):
         f = out / name
