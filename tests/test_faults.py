@@ -49,13 +49,6 @@ def same_result(a, b) -> None:
         assert torch.equal(getattr(a.model, name), getattr(b.model, name))
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    """Run `python -m slt ARGS` in a subprocess (single-threaded): (exit code, stdout, stderr)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "slt", *args], capture_output=True, text=True, env=env, timeout=120)
-    return p.returncode, p.stdout, p.stderr
-
-
 def one_line_error(err: str, *words: str) -> None:
     lines = [ln for ln in err.strip().splitlines() if ln.strip() and "warning:" not in ln]
     assert lines and lines[-1].startswith("slt ") and "error:" in lines[-1], err

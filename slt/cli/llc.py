@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         atomic_write_json(json_path, out)  # NaN/inf written as null (strict JSON)
         se0 = f" ± {results[0].llc_se:.2g}" if math.isfinite(results[0].llc_se) else ""
-        fig = plot_trace(results[0], None, title=f"step {ckpt.step}, seed {cfg.seeds[0]}: LLC {results[0].llc:.4g}{se0}")
+        title = f"step {ckpt.step}, seed {cfg.seeds[0]}: LLC {results[0].llc:.4g}{se0}"
+        fig = plot_trace(results[0], None, title=title)
         try:  # saved through slt.runio so the PNG keeps the umask like the JSON
             atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
         finally:

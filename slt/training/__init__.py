@@ -14,5 +14,6 @@ from slt.training.loop import (
 
 __all__ = [
     "Checkpoint", "MinibatchSampler", "TrainConfig", "TrainResult", "TrainingDivergedError", "build_model",
-    "checkpoint_steps", "default_config", "estimate_memory", "eval_steps", "evaluate", "list_checkpoints", "load_checkpoint", "load_config", "train",
+    "checkpoint_steps", "default_config", "estimate_memory", "eval_steps", "evaluate", "list_checkpoints",
+    "load_checkpoint", "load_config", "train",
 ]
