@@ -110,3 +110,23 @@ def test_bad_arguments():
         predict_llc(sp, -1.0, 1.0)
     with pytest.raises(ValueError, match="gamma"):
         predict_llc(sp, 1.0, float("nan"))
+
+
+def test_a_run_still_rising_is_flagged_not_relaxed():
+    """Started at w*, a short plain run on a condition-1e3 quadratic is still filling its flat directions: the
+    estimate rises between the halves of the draws, the result says so (relaxed False + a warning naming what
+    to change) and eq. (2) predicts the low value; a well-conditioned long run is not flagged."""
+    from slt.sampling import LLCWarning
+
+    model, data, h = regression(d=8, cond=1e3)
+    nb = 1e4
+    with pytest.warns(LLCWarning, match="not relaxed.*num_burnin"):
+        r = estimate_llc(model, half_sq, data, n_beta=nb, eps=0.4 / (nb * h.max()), num_chains=16, num_burnin=0,
+                         num_draws=1000, seed=4)
+    assert not r.diagnostics.relaxed and r.diagnostics.drift_z > 3
+    spec = HessianSpectrum(h.size, np.sort(h)[::-1], np.zeros((0, 0)), np.zeros((0, 0)), "dense")
+    assert predict_llc(spec, nb, 1.0, eps=r.eps, num_burnin=0, num_draws=1000).llc < 0.9 * predict_llc(spec, nb, 1.0).llc
+    model2, data2, h2 = regression(d=8, cond=10)
+    r2 = estimate_llc(model2, half_sq, data2, n_beta=nb, eps=0.1 / (nb * h2.max()), num_chains=16, num_burnin=300,
+                      num_draws=600, seed=4)
+    assert r2.diagnostics.relaxed

@@ -1,14 +1,20 @@
-"""Exact lambda (slt.theory.llc_at_point, dense float64 Jacobian SVD) at the polished nets -> nets/<name>.exact.json"""
+"""Exact lambda at the polished nets by slt.theory.exact_scale.exact_llc (structured Jacobian rank) -> nets/<name>.exact.json"""
 import json, sys, time, os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
-from slt.theory import llc_at_point
+import numpy as np
+from slt.theory.exact_scale import exact_llc
+from slt.theory.polish import polish
+# the L-BFGS point of nets.py (|grad| ~1e-8) is polished further by the library's Levenberg-Marquardt until
+# exact_llc accepts it as critical; rel_distance says how far that moved it (the SGLD runs used the former)
 for name in sys.argv[1:]:
     d = torch.load(f"nets/{name}.pt")
     t0 = time.time()
-    r = llc_at_point(d["U"].numpy(), d["V"].numpy(), d["A"].numpy(), d["a"].numpy(), d["b"].numpy(), d["y"].numpy(), centred=True)
-    out = {k: (float(v) if hasattr(v, "__float__") and not isinstance(v, (bool, int)) else v) for k, v in vars(r).items()
-           if isinstance(v, (int, float, bool, str)) or hasattr(v, "__float__")}
-    out["elapsed_s"] = time.time() - t0
-    print(name, out)
-    json.dump(out, open(f"nets/{name}.exact.json", "w"), default=str)
+    ab = (d["a"].numpy(), d["b"].numpy(), d["y"].numpy())
+    P = polish(d["U"].numpy(), d["V"].numpy(), d["A"].numpy(), *ab, centred=True)
+    r = exact_llc(P.U, P.V, P.A, *ab, centred=True)
+    out = dict(rank=r.rank, lam=None if r.lam is None else float(r.lam), lower=float(r.lower), upper=float(r.upper),
+               morse_bott=r.morse_bott, route=r.route, sv_gap=r.sv_gap, reliable=r.reliable, reason=r.reason,
+               residual=r.residual, polish_rel_distance=P.rel_distance, polish_critical=P.critical, elapsed_s=time.time() - t0)
+    print(name, out, flush=True)
+    json.dump(out, open(f"nets/{name}.exact.json", "w"))

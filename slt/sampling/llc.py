@@ -73,6 +73,8 @@ POWER_ITERS = 20
 MALA_WARN = 0.8  # well below devinterp's ~0.9 guidance: the step size bias is no longer small
 RHAT_WARN = 1.1  # Gelman et al. BDA3: above 1.1 the chains disagree
 FRAC_BELOW_WARN = 0.2  # at a local minimum almost every draw sits above L(w*)
+RELAX_Z = 3.0  # one-sided: the second half of the draws above the first by > 3 SE (across chains) ...
+RELAX_REL = 0.02  # ... and by more than 2% of the estimate (a rise too small to matter is not flagged)
 # accepted values of ``precondition`` besides None: "hessian" M = (n_beta H + gamma I)^-1; "hessian-range" the
 # same on the range of H, but the null space of H (the model's symmetry directions at w*) gets the stiffest
 # direction's precision, i.e. moves exactly as in plain SGLD (see hessian_preconditioner)
@@ -104,6 +106,11 @@ class LLCDiagnostics:
     # chains look mixed when they are not (experiments/mixing_probe: R-hat 1.03 on minibatch losses vs
     # 1.66 on full-data losses for the same chains)
     rhat_source: str = "draws"
+    # relaxation: z of the mean per-chain rise of the estimate from the first to the second half of the draws
+    # (SE across chains). A chain started at w* fills its flat directions last, so an estimate still rising
+    # is an underestimate (experiments/local_sgld: the finite-run prediction, eq. (2) of quadratic_approx)
+    drift_z: float = float("nan")
+    relaxed: bool = True
 
 
 @dataclass(frozen=True)
@@ -668,8 +675,21 @@ def _summarise(trace: np.ndarray, log_acc: np.ndarray, init_loss: float, n_beta:
     if acc < MALA_WARN:
         notes.append(f"MALA acceptance {acc:.2f} < {MALA_WARN}: eps={meta['eps']:.3g} is large for the curvature "
                      "the chains reached (first-order bias); try a smaller eps or slt.calibrate_sgld")
+    dz, relaxed = float("nan"), True
+    if chains >= 2 and draws >= 8:
+        half = draws // 2
+        rise = n_beta * (trace[:, half:].mean(1) - trace[:, :half].mean(1))
+        sd = rise.std(ddof=1)
+        dz = float(rise.mean() / (sd / math.sqrt(chains))) if sd > 0 else 0.0
+        relaxed = not (dz > RELAX_Z and rise.mean() > RELAX_REL * abs(llc))
+        if not relaxed:
+            notes.append(f"not relaxed: the estimate rose by {rise.mean() / max(abs(llc), 1e-300):.1%} (z = {dz:.1f}) "
+                         "from the first to the second half of the draws, so the flattest directions are still "
+                         "filling in and the value is LOW; use more num_burnin (x4), a larger step_scale, or "
+                         "precondition='lowrank' / 'diagonal'")
     diag = LLCDiagnostics(float(acc), below, float(r), float(e), tuple(notes),
-                          rhat_source="draws" if diag_trace is None else "full_loss_thinned")
+                          rhat_source="draws" if diag_trace is None else "full_loss_thinned", drift_z=dz,
+                          relaxed=relaxed)
     return LLCResult(llc, se, per_chain, trace, float(init_loss), n_beta=float(n_beta), diagnostics=diag, **meta)
 
 

@@ -25,8 +25,10 @@ from slt.sampling.sgld import DiagonalPreconditioner, LowRankPreconditioner, fla
 
 SCALABLE = ("diagonal", "rmsprop", "lowrank")
 DIAG_PROBES = 64  # Hutchinson probes for diag(H) (batched in one forward-over-reverse pass per 64 rows)
-LOWRANK_STEPS = 80  # Lanczos steps for the top eigenspace (converged Ritz pairs are kept)
-LOWRANK_RESIDUAL = 1e-4  # a Ritz pair is kept when |H y - theta y| <= this * theta_max
+LOWRANK_STEPS = 200  # Lanczos steps for the top eigenspace
+LOWRANK_RESIDUAL = 1e-2  # a Ritz pair is kept when |H y - theta y| <= this * theta_max: any SPD metric is
+# exact (the law is unchanged), so roughly converged directions are whitened too; the top of a trained net's
+# spectrum is clustered and only ~4 pairs reach 1e-4 in 80 steps (p = 23, width 128)
 
 
 def _copy_matvec(problem, copy: int):
