@@ -223,7 +223,7 @@ def test_quick_check_end_to_end_and_resume(tmp_path, capsys):
     rep = json.loads((out / "report.json").read_text())  # strict JSON: no NaN literals
     assert rep["meta"]["profile"] == "quick" and rep["rules"]
     keys = [c["key"] for c in rep["claims"]]
-    assert keys == ["closed_form", "trajectory", "timing", "basins", "lr", "gsm", "paper_sweeps"]
+    assert keys == ["closed_form", "trajectory", "timing", "basins", "lr", "gsm", "paper_sweeps", "exact_trajectory"]
     total = 0
     for c in rep["claims"]:
         assert "error" not in c["data"], (c["key"], c["data"].get("error"))  # every experiment ran
@@ -233,7 +233,8 @@ def test_quick_check_end_to_end_and_resume(tmp_path, capsys):
             assert set(v) == VERDICT_KEYS and v["status"] in (AGREE, DISAGREE, INCONCLUSIVE)
             assert v["rule"] and v["reason"]
             if v["status"] != INCONCLUSIVE:  # a decided verdict always carries its deciding numbers
-                assert v["estimate"] is not None and (v["z"] is not None or v["details"].get("pvalue") is not None)
+                assert v["estimate"] is not None and (v["z"] is not None or v["details"].get("pvalue") is not None
+                                                      or v["details"].get("exact"))  # exact vs exact: no z
         for fig in c["figures"]:
             assert (out / fig).stat().st_size > 0
     assert sum(rep["summary"].values()) == total

@@ -63,6 +63,30 @@ def exact_at_checkpoint(model, data, copy: int, centred: bool, device: str = "cp
     return out
 
 
+def basin_references(p: int, width: int, a, b, y, centred: bool, device: str = "cpu") -> dict:
+    """Exact lambda of the constructed basins on the same training set, at the same width: the Fourier
+    solution padded with dead units (slt.theory.basins; exact on every pair) and the memorising construction
+    (random first layer, least-squares readout) polished to the nearest interpolant. None where it does not apply."""
+    from slt.theory.basins import fourier_solution, fourier_width, memorising_solution, pad_units
+    from slt.theory.exact_scale import exact_llc
+    from slt.theory.polish import polish
+
+    out: dict = {}
+    if p % 2 == 1 and centred and width >= fourier_width(p, centred):
+        U, V, A = fourier_solution(p, centred)
+        U, V, A = pad_units(U, V, A, width - U.shape[1], "dead")
+        r = exact_llc(U, V, A, a, b, y, centred=centred, device=device)
+        out["fourier"] = {"lam": None if r.lam is None else float(r.lam), "lower": float(r.lower),
+                          "upper": float(r.upper), "rank": r.rank, "live_units": fourier_width(p, centred)}
+    U, V, A = memorising_solution(p, width, a, b, y, centred=centred, seed=0)
+    pol = polish(U, V, A, a, b, y, centred=centred, device=device)
+    if pol.critical and pol.kind == "interpolating":
+        r = exact_llc(pol.U, pol.V, pol.A, a, b, y, centred=centred, device=device)
+        out["memorising_construction"] = {"lam": None if r.lam is None else float(r.lam), "lower": float(r.lower),
+                                          "upper": float(r.upper), "rank": r.rank, "polish_moved": pol.rel_distance}
+    return out
+
+
 def run_exact_trajectory(ctx, spec) -> dict:
     """Train the spec's run (checkpoints on a log + linear schedule) and compute the exact lambda at each
     selected checkpoint of every seed; each (run, step) is one cached point."""
@@ -85,7 +109,13 @@ def run_exact_trajectory(ctx, spec) -> dict:
         rows.append(row)
         lam = [r["lam"] for r in row["seeds"]]
         ctx.log(f"  step {step}: exact lambda {lam}, test acc {[round(x, 3) for x in row['test_acc']]}")
-    return {"config": cfg, "run_dir": str(run_dir), "summary": summary, "rows": rows,
+    def basins() -> dict:
+        _, (cp,) = backend.load_checkpoints(run_dir, [steps[-1]], device="cpu")
+        a, b, y = (t.cpu().numpy() for t in cp.data.train())
+        return basin_references(cfg["p"], cfg["width"], a, b, y, centred, device=spec.device)
+
+    refs = ctx.cache.get_or_compute("exact-basins", {"run": cfg, "version": _KEY_VERSION}, basins)
+    return {"config": cfg, "run_dir": str(run_dir), "summary": summary, "rows": rows, "basins": refs,
             "wall_s": time.perf_counter() - t0, "n_train": int(cfg["train_fraction"] * cfg["p"] ** 2)}
 
 
@@ -113,7 +143,7 @@ def _exact_verdict(claim: str, statement: str, values: list[float], theory: floa
     reason = (f"all {len(vals)} exact values equal {theory:g}" if same else
               f"exact values {sorted(set(vals))} differ from {theory:g} (mean relative error {rel:+.1%})")
     return Verdict(claim, statement, AGREE if same else DISAGREE, m, se, theory, math.nan, rel, rule, reason,
-                   {"values": values})
+                   {"values": values, "exact": True})
 
 
 def _gate(v: Verdict, exact_ok: bool) -> Verdict:
@@ -136,6 +166,7 @@ def claim_exact_trajectory(ctx, traj: dict) -> ClaimResult:
     p, K, centred = cfg["p"], cfg["width"], cfg["loss"] == "centred_mse"
     n_train = traj["n_train"]
     verdicts = []
+    basin_refs: dict = {}
     n_rows = len(rows)
     # 1. fall from the peak (values: rank/2, equal to lambda where exact; a verdict resting on a bound is gated)
     rel_falls, drops, used = [], [], []
@@ -160,7 +191,7 @@ def claim_exact_trajectory(ctx, traj: dict) -> ClaimResult:
         m = finite[0]
         v = Verdict("exact/falls", st, AGREE if m > MIN_REL_DROP else DISAGREE, m, 0.0, math.nan, math.nan, math.nan,
                     f"identical exact values: agree iff the relative fall exceeds {MIN_REL_DROP:g}",
-                    f"every seed's relative fall is {m:.3g}", det)
+                    f"every seed's relative fall is {m:.3g}", {**det, "exact": True})
     else:
         m, se = mean_se(finite) if len(finite) > 1 else (math.nan, math.nan)
         v = compare_sign("exact/falls", st, m, se, min_effect=MIN_REL_DROP, details=det)
@@ -196,7 +227,7 @@ def claim_exact_trajectory(ctx, traj: dict) -> ClaimResult:
         d0 = diffs[0]
         v3 = Verdict("exact/basin_order", st3, AGREE if d0 > 0 else DISAGREE, d0, 0.0, math.nan, math.nan, math.nan,
                      "identical exact differences: agree iff > 0", f"the difference is exactly {d0:g} in all "
-                     f"{len(diffs)} seeds" + (": no basin difference" if d0 == 0 else ""), det3)
+                     f"{len(diffs)} seeds" + (": no basin difference" if d0 == 0 else ""), {**det3, "exact": True})
     else:
         m3, se3 = mean_se(diffs) if len(diffs) > 1 else (math.nan, math.nan)
         v3 = compare_sign("exact/basin_order", st3, m3, se3, details=det3)
@@ -212,11 +243,22 @@ def claim_exact_trajectory(ctx, traj: dict) -> ClaimResult:
         verdicts.append(_exact_verdict(f"exact/{name}_vs_generic", f"the {name} nets' exact lambda equals the generic "
                                        "value (1/2)min(pN', (3p-2)K, ...) of a generic interpolating point", vals,
                                        generic, "exact values: agree iff equal in every seed"))
+    fourier = traj.get("basins", {}).get("fourier")
+    if fourier is not None and fourier["lam"] is not None:
+        verdicts.append(_exact_verdict("exact/grokked_vs_fourier", "the grokked nets' exact lambda equals that of the "
+                                       "constructed Fourier solution padded to the same width (the generalising basin)",
+                                       grk, fourier["lam"], "exact values: agree iff equal in every seed"))
     verdicts.append(_exact_verdict("exact/grokked_vs_onehot_cap", "the grokked nets' exact lambda equals the data cap "
                                    "of an interpolant of centred one-hot labels, ((p-1)N' + min(K, N'))/2 "
                                    "(A 1 = 0 forced; slt.theory.exact_scale)", grk, onehot_cap,
                                    "exact values: agree iff equal in every seed"))
-    refs = {"ours: generic": generic, "one-hot centred cap": onehot_cap, "paper K(3p-1)/2": backend.paper_llc(p, K),
+    basin = traj.get("basins", {})
+    for key, label in (("fourier", "Fourier solution (padded)"), ("memorising_construction", "memorising construction")):
+        if key in basin:
+            bv = basin[key]
+            refs_b = bv["lam"] if bv["lam"] is not None else bv["lower"]
+            basin_refs[label] = refs_b
+    refs = {**basin_refs, "ours: generic": generic, "one-hot centred cap": onehot_cap, "paper K(3p-1)/2": backend.paper_llc(p, K),
             "lazy (p/2)min(K, N')": backend.lazy_llc(p, K, n_train, centred)}
     figs = []
     curves = summary["metrics"]
