@@ -68,10 +68,10 @@ def _grid(ps, Ks) -> tuple[tuple[int, int], ...]:
 
 FAMILIES: dict[str, Family] = {
     "cubic": Family("cubic", "add", activation=3, fit_grid=_grid((3, 4, 5, 6, 7), (1, 2, 3, 5, 8, 12, 16, 20)),
-                    held_out=((9, 4), (9, 30), (9, 40), (11, 40), (11, 50)),
+                    held_out=((9, 4), (9, 30), (9, 40), (11, 40)),
                     description="f = A^T (U[a] + V[b])^3 on (a + b) mod p, every input"),
     "deep2": Family("deep2", "add", activation=2, depth=2, fit_grid=_grid((3, 4, 5, 6, 7), (1, 2, 3, 5, 8, 12, 16)),
-                    held_out=((9, 6), (9, 20), (11, 12), (11, 30)),
+                    held_out=((9, 6), (9, 20), (11, 12)),
                     description="two hidden quadratic layers of width K: A^T (W2^T (U[a] + V[b])^2)^2, (a + b) mod p"),
     "dihedral": Family("dihedral", "dihedral", activation=2,
                        fit_grid=_grid((3,), (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)) + _grid((4,), (1, 2, 3, 6, 12, 24, 32))
