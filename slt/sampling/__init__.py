@@ -11,10 +11,11 @@ from slt.sampling.llc import (
     regression_mse,
 )
 from slt.sampling.plots import plot_calibration, plot_trace
+from slt.sampling.quadratic_approx import HessianSpectrum, QuadraticPrediction, hessian_spectrum, predict_llc
 
 __all__ = [
     "LLCDiagnostics", "LLCResult", "LLCWarning", "SGLDDivergenceError", "estimate_llc",
     "estimate_llc_copies", "regression_mse", "ess", "fraction_below", "mala_acceptance", "rhat",
     "CalibrationResult", "CalibrationRow", "Extrapolation", "calibrate_sgld", "extrapolate_to_zero",
-    "plot_calibration", "plot_trace",
+    "plot_calibration", "plot_trace", "HessianSpectrum", "QuadraticPrediction", "hessian_spectrum", "predict_llc",
 ]
