@@ -230,3 +230,19 @@ def test_dense_float_inputs_are_exact_and_scale_free():
             J = poly_jacobian(spec, w, X, centred)
             for fam in symmetry_generators(spec, w, X, centred):
                 assert np.abs(J @ fam.vectors.T).max() <= 1e-9 * np.abs(J).max() * np.abs(fam.vectors).max()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("p", [11, 13])
+def test_quadratic_instance_at_larger_p(p):
+    """Both regimes and the boundary at p = 11, 13 (plain/centred, tied/untied, full and 40% data)."""
+    for frac in (1.0, 0.4):
+        a, b, x = _pairs(p, frac)
+        for tied in (False, True):
+            for centred in (False, True):
+                n = quadratic_llc_data(p, 1, a, b, tied, centred).data_cap // p
+                unit = 2 * p - 1 if tied else 3 * p - 2
+                kb = -(-p * n // unit)
+                for K in (2, kb - 1, kb):
+                    g = generic_rank(quadratic_instance(p, K, tied), x, centred, numerical=False)
+                    assert g.rank == quadratic_llc_data(p, K, a, b, tied, centred).verified_rank
