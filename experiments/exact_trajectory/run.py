@@ -45,8 +45,11 @@ def timing(device: str, out: Path) -> dict:
     s = U[a] + V[b]
     t0 = time.perf_counter()
     r = exact_llc(U, V, A, a, b, (s * s) @ A, centred=True, device=device)
+    import resource
+
     res = {"device": device, "threads": torch.get_num_threads(), "p": p, "K": K, "N": n, "params": r.n_params,
            "rows": r.rows, "rank": r.rank, "lam": str(r.lam), "seconds": time.perf_counter() - t0,
+           "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
            "timings": r.timings, "gaps": r.gaps}
     (out / f"timing_{device.replace(':', '')}.json").write_text(json.dumps(res, indent=1, default=str))
     print(res)
@@ -60,7 +63,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="slt-exact")
     ap.add_argument("--n-checkpoints", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 on a shared, busy CPU)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.timing:

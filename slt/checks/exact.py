@@ -3,7 +3,8 @@
 Protocol "exact/polished": every saved checkpoint of every seed is moved by :func:`slt.theory.polish.polish`
 (float64 Levenberg-Marquardt on the data loss) to the nearest critical point, and
 :func:`slt.theory.exact_scale.exact_llc` computes lambda there (rank of the structured Jacobian, exact when the
-rank meets a bound, else an interval). No sampler, no (gamma, n_beta): the only noise is across seeds.
+rank meets a bound or, with ``n_probe`` Morse-Bott probes, when the kernel is tangent to the minimum set; else an
+interval). No sampler, no (gamma, n_beta): the only noise is across seeds.
 
 Claims (``exact_trajectory``):
   * exact/falls: lambda falls from its peak by the end of training by at least MIN_REL_DROP of the peak
@@ -29,11 +30,11 @@ from slt.checks.timing import MIN_REL_DROP, lag_stats, llc_drop_step
 from slt.checks.verdict import AGREE, DISAGREE, INCONCLUSIVE, Verdict, compare_sign
 
 PROTOCOL = "exact/polished (float64 LM polish of the data loss, then the structured Jacobian / Hessian rank)"
-_KEY_VERSION = 2  # bump when the exact computation changes, so cached points are recomputed
+_KEY_VERSION = 3  # bump when the exact computation changes, so cached points are recomputed
 MEMORISED, NOT_GENERALISED, GROKKED = 0.99, 0.5, 0.95
 
 
-def exact_at_checkpoint(model, data, copy: int, centred: bool, device: str = "cpu") -> dict:
+def exact_at_checkpoint(model, data, copy: int, centred: bool, device: str = "cpu", n_probe: int = 1) -> dict:
     """Polish copy ``copy`` of a checkpoint's net on its training data and compute the exact lambda there.
 
     Returns plain numbers: the polish report, lambda (float, or None with bounds), rank, route, gaps, timings."""
@@ -52,14 +53,15 @@ def exact_at_checkpoint(model, data, copy: int, centred: bool, device: str = "cp
         out.update(lam=None, lower=None, upper=None, rank=None, note=pol.message)
         return out
     try:
-        ex = exact_llc(pol.U, pol.V, pol.A, a, b, y, centred=centred, device=device)
+        ex = exact_llc(pol.U, pol.V, pol.A, a, b, y, centred=centred, device=device, n_probe=n_probe)
     except (NotCriticalError, MemoryError) as err:
         out.update(lam=None, lower=None, upper=None, rank=None, note=f"{type(err).__name__}: {err}")
         return out
     out.update(lam=None if ex.lam is None else float(ex.lam), lower=float(ex.lower), upper=float(ex.upper),
                rank=ex.rank, route=ex.route, rank_squares=ex.rank_squares, rank_embedding=ex.rank_embedding,
                rows=ex.rows, n_params=ex.n_params, orbit_dim=ex.orbit_dim, reason=ex.reason, sv_gap=ex.sv_gap,
-               reliable=ex.reliable, seconds=ex.seconds, note="")
+               reliable=ex.reliable, seconds=ex.seconds, note="",
+               probes=[{k: v for k, v in pr.items()} for pr in ex.probes])
     return out
 
 
@@ -102,7 +104,8 @@ def run_exact_trajectory(ctx, spec) -> dict:
         def compute(step=step) -> dict:
             _, (cp,) = backend.load_checkpoints(run_dir, [step], device="cpu")
             tr, te = backend.evaluate_accuracy(cp.model, cp.data, cfg["loss"])
-            per = [exact_at_checkpoint(cp.model, cp.data, s, centred, device=spec.device) for s in range(S)]
+            per = [exact_at_checkpoint(cp.model, cp.data, s, centred, device=spec.device, n_probe=spec.n_probe)
+                   for s in range(S)]
             return {"step": step, "train_acc": tr, "test_acc": te, "seeds": per}
 
         row = ctx.cache.get_or_compute("exact", {"run": cfg, "step": step, "protocol": PROTOCOL, "version": _KEY_VERSION}, compute)

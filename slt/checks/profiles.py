@@ -120,6 +120,7 @@ class ExactSpec:
     train: TrainSpec
     n_checkpoints: int = 8  # checkpoints (log + linear schedule) that get an exact value, per seed
     device: str = "cpu"  # where the polish and the rank run (float64; 'cuda' at the paper's scale)
+    n_probe: int = 1  # Morse-Bott probes where the rank meets no bound (each: an LSQR projection + a polish + a rank)
 
 
 @dataclass(frozen=True)

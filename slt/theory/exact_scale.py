@@ -47,6 +47,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from slt.theory.jacobian import TANGENT_RATIO
 from slt.theory.polish import GRAD_RTOL, INTERP_RTOL, NotCriticalError, _sigma_max
 from slt.theory.residual import ResidualMap
 
@@ -84,6 +85,7 @@ class ExactLLC:
     seconds: float
     timings: dict = field(default_factory=dict)
     device: str = "cpu"
+    probes: tuple = ()
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -214,13 +216,24 @@ def _independent_equations(rm: ResidualMap, r2: int) -> int:
 
 def exact_llc(U, V, A, a, b, y, centred: bool = False, device: str | torch.device = "cpu",
               interp_rtol: float = INTERP_RTOL, grad_rtol: float = GRAD_RTOL, max_gram: int = 20_000,
-              max_dense_hessian: int = 12_000) -> ExactLLC:
+              max_dense_hessian: int = 12_000, n_probe: int = 0, probe_step: float = 1e-3,
+              seed: int = 0) -> ExactLLC:
     """lambda at the critical point w* = (U, V, A) of the data loss (see the module docstring).
 
     Arrays as in :func:`slt.theory.llc_at_point` (float, one copy, V=None when tied); y class labels (N,) or
     real targets (N, q). The point must be critical (use :func:`slt.theory.polish.polish` on a checkpoint):
     otherwise :class:`NotCriticalError`, never a number. Interpolating (|R| <= interp_rtol |R(0)|): Jacobian
-    route; stationary (|J^T R| <= grad_rtol sigma_max |R|): Hessian route."""
+    route; stationary (|J^T R| <= grad_rtol sigma_max |R|): Hessian route.
+
+    ``n_probe`` > 0 (Jacobian route, where the rank meets no bound): the Morse-Bott probe of
+    :func:`slt.theory.llc_at_point`, matrix-free: a random direction of ker J (LSQR projection), a step of
+    probe_step * |w*| along it, :func:`slt.theory.polish.polish` back onto {R = 0}, the structured rank there.
+    Morse-Bott (numerically, as in llc_at_point) iff every probe returned by O(step^2) (<= TANGENT_RATIO of the
+    step: the direction is tangent to the minimum set) to a point of the same rank; then lambda = rank/2."""
+    if isinstance(n_probe, bool) or not isinstance(n_probe, int) or n_probe < 0:
+        raise ValueError(f"n_probe must be an integer >= 0, got {n_probe!r}")
+    if not 0 < probe_step < 1:
+        raise ValueError(f"probe_step must be in (0, 1), got {probe_step!r}")
     t0 = time.perf_counter()
     timings: dict = {}
     dev = torch.device(device)
@@ -262,12 +275,47 @@ def exact_llc(U, V, A, a, b, y, centred: bool = False, device: str | torch.devic
         exact, why = True, "rank = d - dim(symmetry orbit): lower bound meets upper bound"
     else:
         exact, why = False, "rank below both the row count and d - orbit dim: bounds only"
+    probes: list = []
+    if not exact and route == "jacobian" and n_probe:
+        t = time.perf_counter()
+        probes = [_probe(rm, w, r, probe_step, seed + i, max_gram) for i in range(n_probe)]
+        timings["probes"] = time.perf_counter() - t
+        if all(pr["tangent"] and pr["rank"] == r for pr in probes):
+            exact, why = True, (f"Morse-Bott by {n_probe} probe(s): kernel directions of J are tangent to {{R = 0}} "
+                                f"(returned by <= {TANGENT_RATIO} of the step) and the rank there is {r} (numerical "
+                                "test, as llc_at_point)")
+        else:
+            why += f"; probes {[(pr['rank'], round(pr['return_ratio'], 4)) for pr in probes]} (rank, return/step)"
     sv_gap = min(gaps.values()) if gaps else float("inf")
     return ExactLLC(rank=r, lam=lower if exact else None, lower=lower, upper=lower if exact else upper,
                     morse_bott=exact, reason=why, route=route, rows=rm.rows, n_params=d, orbit_dim=orbit,
                     rank_squares=r2, rank_embedding=rM, gram=gram, sv_gap=sv_gap, gaps=gaps,
                     reliable=sv_gap >= GAP_WARN, residual=res, grad_cos=cos, seconds=time.perf_counter() - t0,
-                    timings=timings, device=str(dev))
+                    timings=timings, device=str(dev), probes=tuple(probes))
+
+
+def _probe(rm: ResidualMap, w: torch.Tensor, r: int, step: float, seed: int, max_gram: int) -> dict:
+    """One Morse-Bott probe (see :func:`exact_llc`): returns rank at the returned point, return distance / step."""
+    from scipy.sparse.linalg import lsqr
+
+    from slt.theory.polish import _operator, polish
+
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    v = torch.randn(rm.dim, generator=g, dtype=torch.float64).to(w.device)
+    Jv = rm.jvp(w, v).reshape(-1)
+    x = lsqr(_operator(rm, w, 0.0), Jv.cpu().numpy(), atol=1e-12, btol=1e-12, iter_lim=20_000)[0]
+    dvec = v - torch.as_tensor(x, dtype=torch.float64, device=w.device)  # v minus its row-space part: in ker J
+    leak = float(rm.jvp(w, dvec).norm()) / max(float(Jv.norm()), 1e-300)
+    delta = step * max(float(w.norm()), 1.0)
+    wp = w + delta * dvec / dvec.norm()
+    U, V, A = rm.unflat(wp)
+    pol = polish(U, V, A, rm.a.cpu().numpy(), rm.b.cpu().numpy(), rm.Y.cpu().numpy(), centred=rm.centred,
+                 device=w.device)
+    back = rm.flat(pol.U, pol.V, pol.A)
+    ratio = float((back - wp).norm()) / delta
+    rank = _jacobian_rank(rm, back, {}, max_gram)[0] if pol.critical and pol.kind == "interpolating" else -1
+    return {"rank": rank, "return_ratio": ratio, "tangent": ratio <= TANGENT_RATIO, "kernel_leak": leak,
+            "critical": pol.critical}
 
 
 def exact_llc_net(net, a, b, y, copy: int = 0, centred: bool = False, **kwargs) -> ExactLLC:
