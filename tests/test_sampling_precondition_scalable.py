@@ -63,8 +63,7 @@ def _metric(pre, d):
     return (S @ S).numpy()
 
 
-@pytest.mark.parametrize("kind", [pytest.param("diagonal", marks=pytest.mark.slow),
-                                  pytest.param("rmsprop", marks=pytest.mark.slow), "lowrank"])
+@pytest.mark.parametrize("kind", ["diagonal", "rmsprop", "lowrank"])
 def test_preconditioned_chain_samples_the_lyapunov_law(kind):
     model, data, H = regression()
     d = H.shape[0]
@@ -86,7 +85,6 @@ def test_preconditioned_chain_samples_the_lyapunov_law(kind):
         assert info[0]["rank"] == d  # every direction of a 10-parameter model converges in 80 Lanczos steps
 
 
-@pytest.mark.slow
 def test_lowrank_relaxes_where_plain_sgld_does_not():
     """Same number of steps on a condition-1e3 quadratic: plain SGLD (step set by the stiffest direction) is
     still far below d/2-ish stationary value; the low-rank metric whitens every direction and reaches it."""
