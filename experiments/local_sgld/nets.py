@@ -73,6 +73,6 @@ def make(name: str, width: int, steps: int, seed: int = 0, checkpoints=()):
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["w64", "w256"]
+    which = sys.argv[1:] or ["w128s10000", "w256s10000"]  # name: w<width>s<steps>
     for nm in which:
         make(nm, width=int(nm[1:].split("s")[0]), steps=int(nm.split("s")[1]) if "s" in nm else 3000)
