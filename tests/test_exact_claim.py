@@ -42,7 +42,10 @@ TESTS = [0.05, 0.1, 0.3, 0.99, 1.0]
 
 def test_a_fall_before_the_jump_agrees(ctx):
     vals = [[3540, 3540, 3540], [3540, 3540, 3540], [3300, 3200, 3250], [3000, 3010, 2990], [3000, 3000, 3005]]
-    v = _by(claim_exact_trajectory(ctx, _traj(vals, TESTS)))
+    traj = _traj(vals, TESTS)
+    traj["flatness"] = [{"step": st, "trace": [10.0 * (i + 1)] * 3, "sam": [1e-3] * 3, "rho": 0.05}
+                        for i, st in enumerate(STEPS)]
+    v = _by(claim_exact_trajectory(ctx, traj))
     assert v["exact/falls"].status == "agree"
     assert v["exact/fall_vs_jump"].status == "agree"  # falls between 500 and 1000, jump at 1500
     assert v["exact/basin_order"].status == "agree"  # memorising (step 100) above grokked (step 4000)

@@ -113,13 +113,24 @@ def run_exact_trajectory(ctx, spec) -> dict:
         rows.append(row)
         lam = [r["lam"] for r in row["seeds"]]
         ctx.log(f"  step {step}: exact lambda {lam}, test acc {[round(x, 3) for x in row['test_acc']]}")
+    def flat_at(step: int) -> dict:
+        from slt.flatness import flatness
+        from slt.losses import get_loss
+
+        _, (cp,) = backend.load_checkpoints(run_dir, [step], device="cpu")
+        f = flatness(cp.model, get_loss(cfg["loss"]), cp.data.train(), n_probes=16, seed=0)
+        return {"step": step, "trace": list(f.trace), "trace_se": list(f.trace_se), "sam": list(f.sam), "rho": f.rho}
+
+    # the paper's flatness baselines at the RAW checkpoints (what it logged beside its LLC), for the figures
+    flat = [ctx.cache.get_or_compute("flatness", {"run": cfg, "step": st}, lambda st=st: flat_at(st)) for st in steps]
+
     def basins() -> dict:
         _, (cp,) = backend.load_checkpoints(run_dir, [steps[-1]], device="cpu")
         a, b, y = (t.cpu().numpy() for t in cp.data.train())
         return basin_references(cfg["p"], cfg["width"], a, b, y, centred, device=spec.device)
 
     refs = ctx.cache.get_or_compute("exact-basins", {"run": cfg, "version": _KEY_VERSION}, basins)
-    return {"config": cfg, "run_dir": str(run_dir), "summary": summary, "rows": rows, "basins": refs,
+    return {"config": cfg, "run_dir": str(run_dir), "summary": summary, "rows": rows, "basins": refs, "flatness": flat,
             "wall_s": time.perf_counter() - t0, "n_train": int(cfg["train_fraction"] * cfg["p"] ** 2)}
 
 
@@ -129,6 +140,13 @@ def _series(rows: list[dict], s: int, key: str = "value") -> np.ndarray:
     if key == "value":
         key = "lower"
     return np.array([np.nan if r["seeds"][s].get(key) is None else r["seeds"][s][key] for r in rows], dtype=float)
+
+
+def _flat_series(traj: dict, s: int) -> dict | None:
+    flat = traj.get("flatness")
+    if not flat:
+        return None
+    return {"trace": [f["trace"][s] for f in flat], "sam": [f["sam"][s] for f in flat], "rho": flat[0]["rho"]}
 
 
 def _all_exact(rows: list[dict], idx: list[tuple[int, int]]) -> bool:
@@ -270,7 +288,7 @@ def claim_exact_trajectory(ctx, traj: dict) -> ClaimResult:
         name = f"exact_trajectory_seed{s}.png"
         plots.plot_exact_trajectory(ctx.out / name, curves, steps, _series(rows, s, "lam").tolist(),
                                     _series(rows, s, "lower").tolist(), _series(rows, s, "upper").tolist(), s,
-                                    grok[s], refs, title=f"(a+b) mod {p}, width {K}, lr {cfg['lr']:g}, "
+                                    grok[s], refs, flat=_flat_series(traj, s), title=f"(a+b) mod {p}, width {K}, lr {cfg['lr']:g}, "
                                     f"wd {cfg['weight_decay']:g}, seed {cfg['seeds'][s]}: exact lambda at polished checkpoints")
         figs.append(name)
     pol = [x["polish"] for r in rows for x in r["seeds"]]

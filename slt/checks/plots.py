@@ -146,10 +146,26 @@ def plot_closed_form(path, exact: Sequence[float], est: Sequence[float], se: Seq
 
 def plot_exact_trajectory(path, curves: dict, steps: Sequence[float], lam: Sequence[float], lower: Sequence[float],
                           upper: Sequence[float], seed: int, grok: float | None, reference: dict[str, float],
-                          title: str = "") -> None:
+                          title: str = "", flat: dict | None = None) -> None:
     """One seed: exact lambda at polished checkpoints (bounds as a band where it is not exact) and the
-    train/test accuracy against step, the grokking step marked."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    train/test accuracy against step, the grokking step marked; with ``flat`` ({"trace", "sam", "rho"} per step)
+    a lower panel with the flatness baselines (Hutchinson Hessian trace, SAM sharpness) at the raw checkpoints."""
+    if flat:
+        fig, (ax, axf) = plt.subplots(2, 1, figsize=(7.5, 6.4), sharex=True, height_ratios=(3, 2))
+        axf.plot(_pos(steps), flat["trace"], color=_COLORS[3], marker="s", ms=3, label="Hessian trace (Hutchinson)")
+        axf.set_yscale("log")
+        axf.set_ylabel("tr H")
+        axs = axf.twinx()
+        axs.plot(_pos(steps), flat["sam"], color=_COLORS[4], marker="^", ms=3, label=f"SAM sharpness, rho {flat['rho']:g}")
+        axs.set_ylabel("SAM")
+        if grok is not None:
+            axf.axvline(max(grok, 0.5), color="k", lw=0.8)
+        h1, l1 = axf.get_legend_handles_labels()
+        h2, l2 = axs.get_legend_handles_labels()
+        axf.legend(h1 + h2, l1 + l2, fontsize=7, loc="best")
+        axf.set_xlabel("training step")
+    else:
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
     xs = _pos(curves.get("step", []))
     ax2 = ax.twinx()
     ax2.plot(xs, [r[seed] for r in curves["train_acc"]], color="0.6", ls="--", lw=1, label="train acc")
@@ -166,7 +182,8 @@ def plot_exact_trajectory(path, curves: dict, steps: Sequence[float], lam: Seque
     if grok is not None:
         ax.axvline(max(grok, 0.5), color="k", lw=0.8, label=f"grokking step {grok}")
     ax.set_xscale("log")
-    ax.set_xlabel("training step")
+    if not flat:
+        ax.set_xlabel("training step")
     ax.set_ylabel("learning coefficient")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
