@@ -97,6 +97,12 @@ def run_exact_trajectory(ctx, spec) -> dict:
 
     cfg, run_dir, summary = _train(ctx, "exact", spec.train, **_ckpt_schedule(spec.train, spec.n_checkpoints))
     steps = _pick_steps(_saved_steps(run_dir), spec.n_checkpoints)
+    steps = [st for st in steps if st == steps[-1] or steps[-1] - st > 0.01 * steps[-1]]  # no near-duplicate end
+    # before memorisation a checkpoint has no interpolant nearby (polishing moves it ~2x its norm, measured): the
+    # value would describe a far-away point, so the exact trajectory starts at the first memorised checkpoint
+    first_mem = min((m for m in summary["memorisation_step"] if m is not None), default=None)
+    skipped = [st for st in steps if first_mem is None or st < first_mem]
+    steps = [st for st in steps if st not in skipped]
     centred = cfg["loss"] == "centred_mse"
     S = len(cfg["seeds"])
     rows = []
@@ -131,6 +137,7 @@ def run_exact_trajectory(ctx, spec) -> dict:
 
     refs = ctx.cache.get_or_compute("exact-basins", {"run": cfg, "version": _KEY_VERSION}, basins)
     return {"config": cfg, "run_dir": str(run_dir), "summary": summary, "rows": rows, "basins": refs, "flatness": flat,
+            "skipped_before_memorisation": skipped,
             "wall_s": time.perf_counter() - t0, "n_train": int(cfg["train_fraction"] * cfg["p"] ** 2)}
 
 
@@ -185,6 +192,13 @@ def claim_exact_trajectory(ctx, traj: dict) -> ClaimResult:
     S = len(cfg["seeds"])
     steps = [r["step"] for r in rows]
     grok = summary["grokking_step"]
+    if not rows:
+        v = Verdict("exact/falls", "the exact lambda falls from its peak by the end of training", INCONCLUSIVE,
+                    math.nan, math.nan, math.nan, math.nan, math.nan, "needs memorised checkpoints",
+                    "no checkpoint at or after memorisation (no seed memorised?)", {})
+        return ClaimResult("exact_trajectory", "7. Exact lambda at polished checkpoints (trajectory and basins)",
+                           (v,), data={"rows": [], "grokking_step": grok}, notes=(f"Protocol {PROTOCOL}.",),
+                           wall_s=time.perf_counter() - t0)
     p, K, centred = cfg["p"], cfg["width"], cfg["loss"] == "centred_mse"
     n_train = traj["n_train"]
     verdicts = []
@@ -297,7 +311,8 @@ def claim_exact_trajectory(ctx, traj: dict) -> ClaimResult:
     secs = [x.get("seconds", math.nan) for r in rows for x in r["seeds"]]
     notes = (f"Protocol {PROTOCOL}. {len(steps)} checkpoints x {S} seeds; {crit} of {len(pol)} polished to a critical "
              f"point (kinds: {sorted({x['kind'] for x in pol})}); polishing moved the weights by "
-             f"{min(moved):.2e}-{max(moved):.2e} of their norm. Exact-lambda time per point "
+             f"{min(moved):.2e}-{max(moved):.2e} of their norm. Checkpoints before the first memorisation step "
+             f"(skipped: {traj.get('skipped_before_memorisation', [])}) have no interpolant nearby. Exact-lambda time per point "
              f"{np.nanmin(secs):.1f}-{np.nanmax(secs):.1f} s; all points {traj['wall_s']:.0f} s (cached after).",
              "Per step (seed 0): " + "; ".join(
                  f"{r['step']}: {r['seeds'][0]['lam'] if r['seeds'][0]['lam'] is not None else '[%s, %s]' % (r['seeds'][0]['lower'], r['seeds'][0]['upper'])}"
