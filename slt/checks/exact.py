@@ -30,7 +30,7 @@ from slt.checks.timing import MIN_REL_DROP, lag_stats, llc_drop_step
 from slt.checks.verdict import AGREE, DISAGREE, INCONCLUSIVE, Verdict, compare_sign
 
 PROTOCOL = "exact/polished (float64 LM polish of the data loss, then the structured Jacobian / Hessian rank)"
-_KEY_VERSION = 3  # bump when the exact computation changes, so cached points are recomputed
+_KEY_VERSION = 4  # bump when the exact computation changes, so cached points are recomputed
 MEMORISED, NOT_GENERALISED, GROKKED = 0.99, 0.5, 0.95
 EXACT_MIN_FALL = 1e-9  # relative fall that counts for timing: exact values differ by whole half-ranks
 

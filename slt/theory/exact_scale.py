@@ -195,6 +195,14 @@ def _hessian_rank(rm: ResidualMap, w: torch.Tensor, timings: dict, max_dense_hes
     return r, gap, neg
 
 
+def _row_sums_constant(rm: ResidualMap) -> bool:
+    """Centred loss on targets whose rows sum to one constant (one-hot labels)."""
+    if not rm.centred:
+        return False
+    sums = rm.Y.sum(1)
+    return float((sums - sums.mean()).abs().max()) <= 1e-12 * max(float(sums.abs().max()), 1.0)
+
+
 def _independent_equations(rm: ResidualMap, r2: int) -> int:
     """Number of independent equations cutting out {R = 0} near w*: q N' in general; (q - 1) N' + rank S2 for the
     centred loss on targets whose rows sum to a constant (one-hot labels), when rank S2 = min(K, N') is maximal.
@@ -204,10 +212,7 @@ def _independent_equations(rm: ResidualMap, r2: int) -> int:
     at A 1_q = 0 their differential spans the same rows of J as the output-sum rows. So {R = 0} is locally the
     zero set of (q - 1) N' + rank S2 functions, and a rank of J equal to that count makes it a manifold of that
     codimension. (Without the row-sum structure, e.g. a teacher's real outputs, the count stays q N'.)"""
-    if not rm.centred:
-        return rm.rows
-    sums = rm.Y.sum(1)
-    if float((sums - sums.mean()).abs().max()) > 1e-12 * max(float(sums.abs().max()), 1.0):
+    if not _row_sums_constant(rm):
         return rm.rows
     if r2 != min(rm.m, rm.n - 1):
         return rm.rows
@@ -248,6 +253,21 @@ def exact_llc(U, V, A, a, b, y, centred: bool = False, device: str | torch.devic
     d = rm.dim
     r2 = rM = None
     gram = None
+    projected = 0.0
+    if res <= interp_rtol and _row_sums_constant(rm):
+        # centred one-hot labels: every exact interpolant with rank S2 = K has A 1_q = 0 (module docstring). A
+        # polished point is an interpolant only to |R| ~ interp_rtol, and where S2 is ill-conditioned its A 1_q can
+        # be far larger than |R| (seen at p 53, K 1,024: the rank then counts the A 1_q directions as live). Remove
+        # A 1_q, keep the point if it is still an interpolant to the same tolerance, and report the move.
+        Uw, Vw, Aw = rm.split(w)
+        A0 = Aw - Aw.mean(1, keepdim=True)
+        w_proj = torch.cat([Uw.reshape(-1)] + ([] if rm.tied else [Vw.reshape(-1)]) + [A0.reshape(-1)])
+        res_p = float(rm.residual(w_proj).norm()) / r0
+        if res_p <= interp_rtol:
+            projected = float((w_proj - w).norm() / w.norm())
+            w, res = w_proj, res_p
+            cos = float(rm.gradient(w).norm()) / max(smax * float(rm.residual(w).norm()), 1e-300)
+    timings["projected_A1"] = projected
     if res <= interp_rtol:
         route = "jacobian"
         r, r2, rM, gram, gaps = _jacobian_rank(rm, w, timings, max_gram)
