@@ -60,13 +60,9 @@ def _finite(x: float | None) -> bool:
 
 def _jsonable(obj):
     """Replace non-finite floats by None so the dict is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
+    from slt.runio import json_safe
+
+    return json_safe(obj)
 
 
 def relative_error(estimate: float, theory: float) -> float:
