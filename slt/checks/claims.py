@@ -288,7 +288,10 @@ def run_trajectory(ctx: Context, spec: TrajectorySpec) -> dict:
     cfg, run_dir, summary = _train(ctx, "trajectory", spec.train, **_ckpt_schedule(spec.train, spec.n_llc_checkpoints))
     steps = _pick_steps(_saved_steps(run_dir), spec.llc_steps or 2 * spec.n_llc_checkpoints)
     llc = _llc_at_checkpoints(ctx, "trajectory", cfg, run_dir, steps, spec.sgld, seed=1)
-    return {"config": cfg, "run_dir": str(run_dir), "summary": summary, "llc": llc, "sgld": spec.sgld}
+    from slt.checks.exact import flatness_at_checkpoints
+
+    flat = flatness_at_checkpoints(ctx, cfg, run_dir, steps)
+    return {"config": cfg, "run_dir": str(run_dir), "summary": summary, "llc": llc, "sgld": spec.sgld, "flatness": flat}
 
 
 def _saved_steps(run_dir: Path) -> list[int]:
@@ -343,7 +346,7 @@ def claim_trajectory(ctx: Context, traj: dict) -> ClaimResult:
                      min_effect=MIN_REL_DROP)
     refs = _theory_refs(cfg, n_train)
     plots.plot_trajectory(ctx.out / "trajectory.png", summary["metrics"],
-                          {**llc, "grok": summary["grokking_step"], "drop": drops}, refs,
+                          {**llc, "grok": summary["grokking_step"], "drop": drops}, refs, flat=traj.get("flatness"),
                           title=f"(a+b) mod {cfg['p']}, width {cfg['width']}, lr {cfg['lr']:g}, wd {cfg['weight_decay']:g}, "
                                 f"{S} seeds")
     notes = (f"LLC estimated at {len(llc['step'])} checkpoints x {S} seeds in one batched SGLD run "

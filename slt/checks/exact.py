@@ -90,6 +90,20 @@ def basin_references(p: int, width: int, a, b, y, centred: bool, device: str = "
     return out
 
 
+def flatness_at_checkpoints(ctx, cfg: dict, run_dir, steps: list[int]) -> list[dict]:
+    """The paper's flatness baselines (slt.flatness: Hutchinson Hessian trace, 16 probes; SAM sharpness, rho 0.05)
+    at the RAW checkpoints, every seed; one cached point per step. For the trajectory figures."""
+    def flat_at(step: int) -> dict:
+        from slt.flatness import flatness
+        from slt.losses import get_loss
+
+        _, (cp,) = backend.load_checkpoints(run_dir, [step], device="cpu")
+        f = flatness(cp.model, get_loss(cfg["loss"]), cp.data.train(), n_probes=16, seed=0)
+        return {"step": step, "trace": list(f.trace), "trace_se": list(f.trace_se), "sam": list(f.sam), "rho": f.rho}
+
+    return [ctx.cache.get_or_compute("flatness", {"run": cfg, "step": st}, lambda st=st: flat_at(st)) for st in steps]
+
+
 def run_exact_trajectory(ctx, spec) -> dict:
     """Train the spec's run (checkpoints on a log + linear schedule) and compute the exact lambda at each
     selected checkpoint of every seed; each (run, step) is one cached point."""
@@ -119,16 +133,7 @@ def run_exact_trajectory(ctx, spec) -> dict:
         rows.append(row)
         lam = [r["lam"] for r in row["seeds"]]
         ctx.log(f"  step {step}: exact lambda {lam}, test acc {[round(x, 3) for x in row['test_acc']]}")
-    def flat_at(step: int) -> dict:
-        from slt.flatness import flatness
-        from slt.losses import get_loss
-
-        _, (cp,) = backend.load_checkpoints(run_dir, [step], device="cpu")
-        f = flatness(cp.model, get_loss(cfg["loss"]), cp.data.train(), n_probes=16, seed=0)
-        return {"step": step, "trace": list(f.trace), "trace_se": list(f.trace_se), "sam": list(f.sam), "rho": f.rho}
-
-    # the paper's flatness baselines at the RAW checkpoints (what it logged beside its LLC), for the figures
-    flat = [ctx.cache.get_or_compute("flatness", {"run": cfg, "step": st}, lambda st=st: flat_at(st)) for st in steps]
+    flat = flatness_at_checkpoints(ctx, cfg, run_dir, steps)
 
     def basins() -> dict:
         _, (cp,) = backend.load_checkpoints(run_dir, [steps[-1]], device="cpu")

@@ -35,14 +35,28 @@ def _pos(steps: Sequence[float]) -> list[float]:
     return [s if s > 0 else 0.5 for s in steps]
 
 
-def plot_trajectory(path, curves: dict, llc: dict, reference: dict[str, float], title: str = "") -> None:
+def plot_trajectory(path, curves: dict, llc: dict, reference: dict[str, float], title: str = "",
+                    flat: list[dict] | None = None) -> None:
     """Train/test accuracy (top) and LLC (bottom) against step, one colour per seed.
 
     curves: {"step": [...], "train_acc": [[per seed]...], "test_acc": [...]} (the training metrics layout);
     llc: {"step": [...], "llc": [[per seed]...], "se": [[...]...], "grok": [...], "drop": [...]};
     reference: {label: value} horizontal lines (basin values from the theory).
     """
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
+    if flat:
+        fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(7.5, 9.0), sharex=True, height_ratios=(2, 3, 2))
+        fx = _pos([f["step"] for f in flat])
+        for c in range(len(flat[0]["trace"])):
+            col = _COLORS[c % len(_COLORS)]
+            ax3.plot(fx, [f["trace"][c] for f in flat], color=col, marker="s", ms=3, lw=1)
+        ax3.set_yscale("log")
+        ax3.set_ylabel("Hessian trace (Hutchinson)")
+        ax3b = ax3.twinx()
+        for c in range(len(flat[0]["sam"])):
+            ax3b.plot(fx, [f["sam"][c] for f in flat], color=_COLORS[c % len(_COLORS)], ls=":", lw=1)
+        ax3b.set_ylabel(f"SAM sharpness (dotted), rho {flat[0]['rho']:g}")
+    else:
+        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
     n_seeds = len(curves["train_acc"][0]) if curves.get("train_acc") else 0
     xs = _pos(curves.get("step", []))
     for c in range(n_seeds):
@@ -72,7 +86,7 @@ def plot_trajectory(path, curves: dict, llc: dict, reference: dict[str, float], 
     ax2.set_xscale("log")
     if any(v is not None and math.isfinite(v) and v > 0 for row in llc.get("llc", []) for v in row):
         ax2.set_yscale("log")
-    ax2.set_xlabel("training step (solid vertical: grokking step; dotted: LLC-drop step)")
+    (ax3 if flat else ax2).set_xlabel("training step (solid vertical: grokking step; dotted: LLC-drop step)")
     ax2.set_ylabel("LLC estimate (± 3 SE)")
     ax2.legend(fontsize=7, loc="best")
     if title:
