@@ -249,7 +249,8 @@ def claim_exact_trajectory(ctx, traj: dict) -> ClaimResult:
                      "agree if lag > 3 SE across seeds", "no seed's exact lambda falls at all: no fall to time", det2)
     else:
         v2 = compare_sign("exact/fall_vs_jump", st2, lag.mean, lag.se if lag.n > 1 else math.nan, details=det2)
-    verdicts.append(_gate(v2, _all_exact(rows, [(i, s) for i in range(n_rows) for s in range(S)])))
+    verdicts.append(_gate(v2, _all_exact(rows, [(i, s) for i in range(n_rows) for s in range(S)
+                                                if rows[i]["seeds"][s].get("lower") is not None])))
     # 3. basin order at the memorising and grokked checkpoints
     mem, grk, diffs, pairs = [], [], [], []
     for s in range(S):
