@@ -3,8 +3,6 @@ path, draws one figure with matplotlib's Agg backend, and writes it atomically."
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -17,17 +15,14 @@ _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _save(fig, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    """Atomic write with the user's umask (slt.runio.atomic_write: temp file, chmod, os.replace)."""
+    from slt.runio import atomic_write
+
+    fmt = Path(path).suffix.lstrip(".") or "png"
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _pos(steps: Sequence[float]) -> list[float]:

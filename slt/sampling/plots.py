@@ -1,8 +1,6 @@
 """Plots for LLC estimates: the SGLD trace (trace.png) and the calibration sweep."""
 from __future__ import annotations
 
-import os
-import tempfile
 
 import numpy as np
 
@@ -17,17 +15,10 @@ def _figure(*args, **kwargs):
 
 
 def _save(fig, path) -> None:
-    """Atomic write: a temp file in the target folder, then os.replace."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Atomic write with the user's umask (slt.runio.atomic_write: temp file, chmod, os.replace)."""
+    from slt.runio import atomic_write
+
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def plot_trace(result, path=None, title: str | None = None):
