@@ -8,12 +8,13 @@ machine's matmul FLOP/s, randn throughput and memory bandwidth and states the ro
 devinterp is NEVER a dependency of slt. Install it in its own virtual environment that reuses an
 already installed CPU torch (so pip does not pull a CUDA build), e.g.:
 
-    python -m venv /work/devinterp-venv
+    # from the repository root, the project's venv in .venv:
+    python -m venv ../devinterp-venv
     # let the new venv see the project's torch 2.13 (CPU) instead of downloading one:
-    echo /work/main/.venv/lib/python3.11/site-packages \\
-        > /work/devinterp-venv/lib/python3.11/site-packages/project_torch.pth
-    /work/devinterp-venv/bin/pip install devinterp==1.3.2      # from PyPI; sees torch>=2.0.1 as satisfied
-    OMP_NUM_THREADS=2 /work/devinterp-venv/bin/python benchmarks/bench_llc.py [--quick] [--regime NAME]
+    echo "$PWD/.venv/lib/python3.11/site-packages" \\
+        > ../devinterp-venv/lib/python3.11/site-packages/project_torch.pth
+    ../devinterp-venv/bin/pip install devinterp==1.3.2      # from PyPI; sees torch>=2.0.1 as satisfied
+    OMP_NUM_THREADS=2 ../devinterp-venv/bin/python benchmarks/bench_llc.py [--quick] [--regime NAME]
 
 (The .pth line appends the project's site-packages after the venv's own, so devinterp's dependencies
 install into the separate venv and the project venv is left untouched; do not commit the venv.)
