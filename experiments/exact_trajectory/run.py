@@ -74,7 +74,7 @@ def main() -> None:
     if args.setting:
         base = profile("default")
         spec = base.exact if args.setting == "default" else SETTINGS[args.setting]
-        spec = replace(spec, device=args.device)
+        spec = replace(spec, device=args.device, basins=True)
         if args.n_checkpoints:
             spec = replace(spec, n_checkpoints=args.n_checkpoints)
         run_check(replace(base, name=f"exact-{args.setting}", exact=spec), out / args.setting,

@@ -80,13 +80,13 @@ def basin_references(p: int, width: int, a, b, y, centred: bool, device: str = "
     if p % 2 == 1 and centred and width >= fourier_width(p, centred):
         U, V, A = fourier_solution(p, centred)
         U, V, A = pad_units(U, V, A, width - U.shape[1], "dead")
-        r = exact_llc(U, V, A, a, b, y, centred=centred, device=device)
+        r = exact_llc(U, V, A, a, b, y, centred=centred, device=device, n_probe=1)
         out["fourier"] = {"lam": None if r.lam is None else float(r.lam), "lower": float(r.lower),
                           "upper": float(r.upper), "rank": r.rank, "live_units": fourier_width(p, centred)}
     U, V, A = memorising_solution(p, width, a, b, y, centred=centred, seed=0)
     pol = polish(U, V, A, a, b, y, centred=centred, device=device)
     if pol.critical and pol.kind == "interpolating":
-        r = exact_llc(pol.U, pol.V, pol.A, a, b, y, centred=centred, device=device)
+        r = exact_llc(pol.U, pol.V, pol.A, a, b, y, centred=centred, device=device, n_probe=1)
         out["memorising_construction"] = {"lam": None if r.lam is None else float(r.lam), "lower": float(r.lower),
                                           "upper": float(r.upper), "rank": r.rank, "polish_moved": pol.rel_distance}
     return out
@@ -142,7 +142,8 @@ def run_exact_trajectory(ctx, spec) -> dict:
         a, b, y = (t.cpu().numpy() for t in cp.data.train())
         return basin_references(cfg["p"], cfg["width"], a, b, y, centred, device=spec.device)
 
-    refs = ctx.cache.get_or_compute("exact-basins", {"run": cfg, "version": _KEY_VERSION}, basins)
+    refs = (ctx.cache.get_or_compute("exact-basins", {"run": cfg, "version": _KEY_VERSION, "n_probe": 1}, basins)
+            if spec.basins else {})
     return {"config": cfg, "run_dir": str(run_dir), "summary": summary, "rows": rows, "basins": refs, "flatness": flat,
             "skipped_before_memorisation": skipped,
             "wall_s": time.perf_counter() - t0, "n_train": int(cfg["train_fraction"] * cfg["p"] ** 2)}
