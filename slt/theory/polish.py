@@ -42,7 +42,7 @@ __all__ = ["PolishResult", "polish", "polish_net", "NotCriticalError"]
 
 INTERP_RTOL = 1e-9  # |R| / |R(0)|: float64 Gauss-Newton reaches ~1e-14; trained float32 nets start ~1e-2
 GRAD_RTOL = 1e-8    # |J^T R| / (sigma_max(J) |R|): cosine between R and the image's tangent space
-STALL_STEPS = 5     # interpolants only (newton_iter=0): give up after this many LM steps in a row not halving L
+STALL_STEPS = 3     # interpolants only (newton_iter=0): give up after this many LM steps in a row not halving L
 
 
 class NotCriticalError(ValueError):
