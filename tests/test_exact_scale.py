@@ -148,3 +148,21 @@ def test_polish_and_exact_are_deterministic():
     assert np.array_equal(r1.U, r2.U) and np.array_equal(r1.A, r2.A)
     assert exact_llc(r1.U, r1.V, r1.A, a, b, y, centred=True).rank == exact_llc(r2.U, r2.V, r2.A, a, b, y,
                                                                                   centred=True).rank
+
+
+def test_probes_tighten_the_upper_bound_at_a_singular_point():
+    """Fourier solution + dead units (singular: dead units can revive): the probes land on nearby minimisers; an
+    upper bound they give is never below the lower bound and never above the orbit bound, and agrees with the
+    dense reference's bounds."""
+    p = 5
+    U, V, A = fourier_solution(p, centred=True)
+    U, V, A = pad_units(U, V, A, 3, "dead")
+    a, b = np.divmod(np.arange(p * p), p)
+    y = (a + b) % p
+    plain = exact_llc(U, V, A, a, b, y, centred=True)
+    probed = exact_llc(U, V, A, a, b, y, centred=True, n_probe=2, seed=1)
+    assert probed.rank == plain.rank and probed.lower == plain.lower
+    assert probed.lower <= probed.upper <= plain.upper
+    assert len(probed.probes) == (0 if plain.lam is not None else 2)
+    d = llc_at_point(U, V, A, a, b, y, centred=True)
+    assert probed.lower <= d.upper and d.lower <= probed.upper

@@ -12,9 +12,9 @@ for name in sys.argv[1:]:
     t0 = time.time()
     ab = (d["a"].numpy(), d["b"].numpy(), d["y"].numpy())
     P = polish(d["U"].numpy(), d["V"].numpy(), d["A"].numpy(), *ab, centred=True)
-    r = exact_llc(P.U, P.V, P.A, *ab, centred=True)
+    r = exact_llc(P.U, P.V, P.A, *ab, centred=True, n_probe=2)  # Morse-Bott probes where the rank meets no bound
     out = dict(rank=r.rank, lam=None if r.lam is None else float(r.lam), lower=float(r.lower), upper=float(r.upper),
                morse_bott=r.morse_bott, route=r.route, sv_gap=r.sv_gap, reliable=r.reliable, reason=r.reason,
-               residual=r.residual, polish_rel_distance=P.rel_distance, polish_critical=P.critical, elapsed_s=time.time() - t0)
+               residual=r.residual, probes=[dict(p) for p in r.probes], polish_rel_distance=P.rel_distance, polish_critical=P.critical, elapsed_s=time.time() - t0)
     print(name, out, flush=True)
     json.dump(out, open(f"nets/{name}.exact.json", "w"))

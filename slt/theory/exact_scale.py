@@ -306,6 +306,13 @@ def exact_llc(U, V, A, a, b, y, centred: bool = False, device: str | torch.devic
                                 "test, as llc_at_point)")
         else:
             why += f"; probes {[(pr['rank'], round(pr['return_ratio'], 4)) for pr in probes]} (rank, return/step)"
+            # a probe that landed on a minimiser w' whose rank equals its equation count has lambda(w') = rank'/2
+            # exactly, and lambda(w*) <= lambda(w') for minimisers arbitrarily near w* (the local RLCT is the minimum
+            # over a neighbourhood; llc_at_point's upper_nearby, same numerical caveat: one probe step)
+            near = [pr["rank"] for pr in probes if pr.get("exact_there")]
+            if near and sp.Rational(min(near), 2) < upper:
+                upper = sp.Rational(min(near), 2)
+                why += f"; upper bound {upper} from a nearby Morse-Bott minimiser (rank {min(near)})"
     sv_gap = min(gaps.values()) if gaps else float("inf")
     return ExactLLC(rank=r, lam=lower if exact else None, lower=lower, upper=lower if exact else upper,
                     morse_bott=exact, reason=why, route=route, rows=rm.rows, n_params=d, orbit_dim=orbit,
@@ -333,9 +340,12 @@ def _probe(rm: ResidualMap, w: torch.Tensor, r: int, step: float, seed: int, max
                  device=w.device)
     back = rm.flat(pol.U, pol.V, pol.A)
     ratio = float((back - wp).norm()) / delta
-    rank = _jacobian_rank(rm, back, {}, max_gram)[0] if pol.critical and pol.kind == "interpolating" else -1
+    rank, n_eq = -1, -1
+    if pol.critical and pol.kind == "interpolating":
+        rank, r2 = _jacobian_rank(rm, back, {}, max_gram)[:2]
+        n_eq = _independent_equations(rm, r2)
     return {"rank": rank, "return_ratio": ratio, "tangent": ratio <= TANGENT_RATIO, "kernel_leak": leak,
-            "critical": pol.critical}
+            "critical": pol.critical, "exact_there": rank == n_eq}
 
 
 def exact_llc_net(net, a, b, y, copy: int = 0, centred: bool = False, **kwargs) -> ExactLLC:
