@@ -59,22 +59,16 @@ class ResidualMap:
 
     @classmethod
     def build(cls, U, V, A, a, b, y, centred: bool = False, device: str | torch.device = "cpu") -> "ResidualMap":
+        from slt.theory.jacobian import _check_inputs
+
         U = np.asarray(U)
         A = np.asarray(A)
         a = np.asarray(a, dtype=np.int64)
         b = np.asarray(b, dtype=np.int64)
-        if U.ndim != 2 or A.ndim != 2:
-            raise ValueError("U must be (p, m) and A (m, q)")
+        _check_inputs(U, None if V is None else np.asarray(V), A, a, b)  # shapes and index ranges, as llc_at_point
+        if a.ndim != 1 or a.size < 2:
+            raise ValueError(f"a and b must be 1-D with at least 2 samples, got shape {a.shape}")
         p, m = U.shape
-        if V is not None and np.shape(V) != U.shape:
-            raise ValueError(f"V must be None (tied) or of U's shape {U.shape}, got {np.shape(V)}")
-        if A.shape[0] != m:
-            raise ValueError(f"A must have {m} rows (the width), got {A.shape[0]}")
-        if a.ndim != 1 or a.shape != b.shape or a.size < 2:
-            raise ValueError(f"a and b must be 1-D of equal length >= 2, got {a.shape} and {b.shape}")
-        for name, idx in (("a", a), ("b", b)):
-            if idx.min() < 0 or idx.max() >= p:
-                raise ValueError(f"{name} must hold indices in [0, {p - 1}] (p = {p} rows of U)")
         for name, X in (("U", U), ("V", V), ("A", A)):
             if X is not None and not np.all(np.isfinite(np.asarray(X, dtype=np.float64))):
                 raise ValueError(f"{name} holds NaN or inf")
