@@ -75,6 +75,22 @@ RHAT_WARN = 1.1  # Gelman et al. BDA3: above 1.1 the chains disagree
 FRAC_BELOW_WARN = 0.2  # at a local minimum almost every draw sits above L(w*)
 RELAX_Z = 3.0  # one-sided: the second half of the draws above the first by > 3 SE (across chains) ...
 RELAX_REL = 0.02  # ... and by more than 2% of the estimate (a rise too small to matter is not flagged)
+# calibrate="auto" (the default when the caller fixes neither num_draws nor num_burnin): chains are run in
+# segments that double the length until the estimate is relaxed, mixed and precise, then a step-halving check.
+DEFAULT_DRAWS, DEFAULT_BURNIN = 1000, 500  # the fixed-length path (calibrate=False), unchanged since issue 3
+DEFAULT_CHAINS = 8
+# calibrate="auto" without num_chains: (d * n bound, chains). Measured (1 thread): a 40-parameter model steps 8,
+# 64 and 128 chains in 1.4, 1.8 and 2.3 ms, so 8x the chains cost ~1.3x per step and cut the steps ~8x
+AUTO_CHAINS = ((20_000, 64), (200_000, 16))
+AUTO_FIRST = 1500  # steps of the first segment (= the fixed path's burn-in + draws)
+AUTO_MAX_STEPS = 48_000  # per chain, before the bias check: 32x the fixed path
+AUTO_REL_SE = 0.025  # stop at SE <= 2.5% of the estimate: a 10% error is then 4 SE
+AUTO_FLAG_REL_SE = 0.04  # flag "imprecise" above 4%: a 10% error would no longer be 2.5 SE away
+AUTO_RELAX_REL = 0.02  # stop only when the rise from the first to the second half is <= 2% of the estimate ...
+AUTO_RELAX_SE = 1.0  # ... or within 1 SE of zero (not even weakly significant)
+AUTO_BIAS_REL = 0.05  # flag a step-halving bias estimate above 5% of the estimate ...
+AUTO_BIAS_Z = 3.0  # ... that is also > 3 SE from zero
+CALIBRATE_MODES = (True, False, "auto")
 # accepted values of ``precondition`` besides None: "hessian" M = (n_beta H + gamma I)^-1; "hessian-range" the
 # same on the range of H, but the null space of H (the model's symmetry directions at w*) gets the stiffest
 # direction's precision, i.e. moves exactly as in plain SGLD (see hessian_preconditioner)
@@ -111,6 +127,8 @@ class LLCDiagnostics:
     # is an underestimate (experiments/local_sgld: the finite-run prediction, eq. (2) of quadratic_approx)
     drift_z: float = float("nan")
     relaxed: bool = True
+    # machine-readable names of the warnings that question the VALUE (FLAGS): empty = nothing known to be wrong
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,6 +156,15 @@ class LLCResult:
     # None: plain SGLD; "hessian": constant metric M = (n_beta H + gamma I)^-1 at w* (eps is then relative
     # to M: the step in the whitened frame)
     precondition: str | None = None
+    # calibrate="auto": what the calibration chose and measured (steps per chain, burn-in, relative SE,
+    # step-halving bias check) and its cost ("gradient_evals": per-row gradient evaluations including the pilot
+    # and the bias check, "seconds"); empty when the chain length was fixed by the caller
+    calibration: dict = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> bool:
+        """True when a diagnostic says the value may be wrong (``diagnostics.flags`` is not empty)."""
+        return bool(self.diagnostics.flags)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (arrays as nested lists)."""
@@ -145,6 +172,7 @@ class LLCResult:
         d["llc_per_chain"] = np.asarray(self.llc_per_chain).tolist()
         d["loss_trace"] = np.asarray(self.loss_trace).tolist()
         d["diagnostics"]["warnings"] = list(self.diagnostics.warnings)
+        d["diagnostics"]["flags"] = list(self.diagnostics.flags)
         return d
 
 
@@ -558,6 +586,7 @@ def auto_eps(
     seed: int,
     step_scale: float = STEP_SCALE,
     precond: Preconditioner | None = None,
+    cost: dict | None = None,
 ) -> torch.Tensor:
     """Per-copy step size eps = step_scale / (n_beta h_max + gamma), h_max the largest top Hessian
     eigenvalue of L seen at w* and along pilot chains (see the module docstring). -> (B,).
@@ -568,6 +597,9 @@ def auto_eps(
     curvature stops growing by more than 20% (at most PILOT_ROUNDS rounds): chains of singular models
     drift from w* into regions of larger curvature, and the step size must be safe there too.
     A round that diverges restarts from w* with eps / 10.
+
+    ``cost``: a dict whose "gradient_evals" entry is increased by the gradient evaluations spent here (one per
+    row and SGLD step, two per row and Hessian-vector product of the power iterations).
     """
     g = torch.Generator(problem.device).manual_seed(int(seed) + 7919)  # pilot stream, not the run's
     if precond is None:
@@ -587,8 +619,11 @@ def auto_eps(
     h = curvature(problem.anchor, n_beta, gamma)  # (B,)
     eps = step_scale / precision(h, n_beta, gamma)
     init = _full_loss(problem, problem.anchor)
+    B = h.shape[0]
+    evals = 2 * POWER_ITERS * B
     start = None
     for k in range(PILOT_ROUNDS):
+        evals += (PILOT_STEPS + 1) * B * pilot_chains + 2 * POWER_ITERS * B * pilot_chains
         run = _run_chains(problem, pilot_chains, eps=rep(eps), n_beta=rep(n_beta), gamma=rep(gamma),
                           init_loss=rep(init), num_burnin=PILOT_STEPS, num_draws=1, batch_size=batch_size,
                           generator=g, stop_on_divergence=False, start=start, precond=precond)
@@ -604,7 +639,132 @@ def auto_eps(
         start = run.final
         if k >= 1 and not bool(grew.any()):
             break
+    if cost is not None:
+        cost["gradient_evals"] = cost.get("gradient_evals", 0) + int(evals)
     return eps
+
+
+@dataclass(frozen=True)
+class _AutoRun:
+    loss_trace: torch.Tensor  # (R, draws) the eps rows after the discarded first quarter
+    log_accept: torch.Tensor  # (R, draws)
+    full_trace: torch.Tensor | None  # (R, k) thinned full-data losses within the kept draws (minibatch runs)
+    final: Position
+    burnin: int
+    draws: int
+    info: list[dict]  # per copy: steps, stop reason, bias check
+
+
+def _chain_stats(trace: np.ndarray, init_loss: float, n_beta: float) -> tuple[float, float, float, float]:
+    """(llc, se across chains, rise from first to second half, se of that rise) of a (chains, draws) trace."""
+    c, t = trace.shape
+    per = n_beta * (trace.mean(1) - init_loss)
+    half = t // 2
+    rise = n_beta * (trace[:, half:].mean(1) - trace[:, :half].mean(1))
+    return (float(per.mean()), float(per.std(ddof=1) / math.sqrt(c)), float(rise.mean()),
+            float(rise.std(ddof=1) / math.sqrt(c)))
+
+
+def _se_ess(trace: np.ndarray, n_beta: float) -> float:
+    """Autocorrelation-aware standard error of n_beta * mean(trace) over all chains (ESS of the mean, BDA3
+    sec. 11.5): a second opinion beside the across-chain SE, which with 8 chains is itself uncertain by ~25%."""
+    return float(n_beta * trace.std(ddof=1) / math.sqrt(ess(trace, method="mean")))
+
+
+def _auto_run(problem: _Problem, chains: int, *, eps: torch.Tensor, n_beta: torch.Tensor, gamma: torch.Tensor,
+              init_loss: torch.Tensor, batch_size: int | None, generator: torch.Generator, progress: bool,
+              precond, max_steps: int, target_rel_se: float, first: int, cost: dict) -> _AutoRun:
+    """Chains of adaptive length and a step-halving bias check (calibrate="auto"); eps, n_beta, gamma,
+    init_loss: (B,) per copy.
+
+    Length. Segments continue the same chains, each as long as everything before it (1,500, 3,000, 6,000, ...
+    steps), and the first quarter of all steps is discarded as burn-in (the usual rule of thumb; Gelman et al.
+    BDA3 sec. 11.4 discard half). Stop when, for every copy, on the kept draws: the rise of the estimate from
+    their first to their second half is <= AUTO_RELAX_REL of it or within AUTO_RELAX_SE standard errors of 0
+    (a chain started at w* fills its flattest directions last, so a rising estimate is still LOW), R-hat <= 1.1,
+    and the standard error across chains is <= target_rel_se of the estimate; or at max_steps.
+
+    Step-halving check (Euler-Maruyama SGLD is biased at first order in eps: lambda_hat(eps) = lambda_hat(0)
+    + b eps + O(eps^2); see slt.sampling.calibrate). From the final positions every chain is duplicated: the
+    original continues at eps, the copy at eps / 2, for S = max(1000, steps / 4) steps. The bias lives in
+    the stiff directions (per Gaussian direction of precision a the variance is inflated by 1/(1 - eps a / 4)),
+    which re-equilibrate within ~1/(eps a) steps, while the flat directions, which carry the slow noise,
+    start from the same point in both members of a pair and barely move in S steps; so the paired difference
+    d = mean(eps) - mean(eps/2) (first quarter of the segment dropped) has a small variance, and
+    b eps = 2 E[d] estimates the bias at eps (SE from the spread of d across chains). The eps rows of the
+    segment are also kept as draws.
+    """
+    B, C = problem.n_copies, chains
+    rep = lambda t: t.repeat_interleave(C)  # noqa: E731
+    R = B * C
+    traces, accs, fulls = [], [], []
+    pos, steps, seg = None, 0, first
+    L0 = init_loss.cpu().numpy()
+    nb = n_beta.cpu().numpy()
+    stop = ["max_steps"] * B
+    while True:
+        run = _run_chains(problem, C, eps=rep(eps), n_beta=rep(n_beta), gamma=rep(gamma), init_loss=rep(init_loss),
+                          num_burnin=0, num_draws=seg, batch_size=batch_size, generator=generator, progress=progress,
+                          start=pos, diag_points=DIAG_POINTS, precond=precond)
+        cost["gradient_evals"] += (seg + 1) * R
+        traces.append(run.loss_trace)
+        accs.append(run.log_accept)
+        if run.full_trace is not None:
+            k = run.full_trace.shape[1]
+            at = np.unique(np.linspace(0, seg - 1, min(DIAG_POINTS, seg)).round().astype(int)) + steps
+            fulls.append((at[:k], run.full_trace))
+        pos, steps = run.final, steps + seg
+        burn = steps // 4
+        tr = torch.cat(traces, 1)[:, burn:].view(B, C, -1).cpu().numpy()
+        done = True
+        for k in range(B):
+            llc, se, rise, rise_se = _chain_stats(tr[k], float(L0[k]), float(nb[k]))
+            relaxed = rise <= AUTO_RELAX_REL * abs(llc) or rise <= AUTO_RELAX_SE * rise_se
+            r = rhat(tr[k], method="rank") if fulls == [] else float("nan")
+            precise = max(se, _se_ess(tr[k], float(nb[k]))) <= target_rel_se * abs(llc)
+            ok = relaxed and precise and not (r > RHAT_WARN)
+            if ok and stop[k] == "max_steps":
+                stop[k] = f"converged at {steps} steps"
+            done &= ok
+        if done or steps >= max_steps:
+            break
+        seg = min(steps, max_steps - steps)
+    # step-halving check: rows copy-major, 2C per copy (first C at eps, then C at eps / 2)
+    S = max(1000, steps // 4)
+    two = tuple(w.view(B, C, *w.shape[1:]).repeat(1, 2, *([1] * (w.dim() - 1))).reshape(2 * R, *w.shape[1:])
+                for w in pos)
+    eps2 = torch.cat([eps.view(B, 1).expand(B, C), 0.5 * eps.view(B, 1).expand(B, C)], 1).reshape(-1)
+    r2 = lambda t: t.repeat_interleave(2 * C)  # noqa: E731
+    run = _run_chains(problem, 2 * C, eps=eps2, n_beta=r2(n_beta), gamma=r2(gamma), init_loss=r2(init_loss),
+                      num_burnin=0, num_draws=S, batch_size=batch_size, generator=generator, progress=progress,
+                      start=two, diag_points=DIAG_POINTS, precond=precond)
+    cost["gradient_evals"] += (S + 1) * 2 * R
+    main = run.loss_trace.view(B, 2 * C, S)[:, :C]
+    traces.append(main.reshape(R, S))
+    accs.append(run.log_accept.view(B, 2 * C, S)[:, :C].reshape(R, S))
+    if run.full_trace is not None:
+        k = run.full_trace.shape[1]
+        at = np.unique(np.linspace(0, S - 1, min(DIAG_POINTS, S)).round().astype(int)) + steps
+        fulls.append((at[:k], run.full_trace.view(B, 2 * C, k)[:, :C].reshape(R, k)))
+    final = tuple(w.view(B, 2 * C, *w.shape[1:])[:, :C].reshape(R, *w.shape[1:]) for w in run.final)
+    seg_tr = run.loss_trace.view(B, 2 * C, S)[:, :, S // 4:].mean(2).cpu().numpy()  # (B, 2C)
+    info = []
+    for k in range(B):
+        d = float(nb[k]) * (seg_tr[k, :C] - seg_tr[k, C:])
+        bias, bias_se = 2 * float(d.mean()), 2 * float(d.std(ddof=1) / math.sqrt(C))
+        info.append({"steps_per_chain": steps, "stop": stop[k], "bias_check_steps": S,
+                     "eps_bias": bias, "eps_bias_se": bias_se})
+    total = steps + S
+    burn = steps // 4
+    trace = torch.cat(traces, 1)[:, burn:]
+    log_acc = torch.cat(accs, 1)[:, burn:]
+    full = None
+    if fulls:
+        at = np.concatenate([a for a, _ in fulls])
+        vals = torch.cat([v for _, v in fulls], 1)
+        keep = torch.as_tensor(np.nonzero(at >= burn)[0], device=vals.device)
+        full = vals.index_select(1, keep)
+    return _AutoRun(trace, log_acc, full, final, burn, total - burn, info)
 
 
 def displacement_ratio(final: Position, anchor: Position, chains: int) -> torch.Tensor:
@@ -663,16 +823,20 @@ def _summarise(trace: np.ndarray, log_acc: np.ndarray, init_loss: float, n_beta:
     e = ess(mix, method="bulk") if mix.shape[1] >= 4 else float("nan")
     acc = mala_acceptance(log_acc).mean()
     below = fraction_below(trace, init_loss)
-    notes = []
+    notes, flags = [], []
     if llc < 0:
+        flags.append("negative")
         notes.append(f"estimate {llc:.4g} < 0: w* is not a local minimum of the loss (or eps is too large)")
     if below > FRAC_BELOW_WARN:
+        flags.append("below_init")
         notes.append(f"{below:.0%} of draws have loss below L(w*): w* may not be a local minimum, "
                      "or minibatch noise dominates (use a larger batch)")
     if r > RHAT_WARN:
+        flags.append("not_mixed")
         notes.append(f"R-hat {r:.3f} > {RHAT_WARN}: chains have not mixed; use more draws/burn-in "
                      "(a larger gamma mixes faster but measures a smaller neighbourhood: report it)")
     if acc < MALA_WARN:
+        flags.append("step_too_large")
         notes.append(f"MALA acceptance {acc:.2f} < {MALA_WARN}: eps={meta['eps']:.3g} is large for the curvature "
                      "the chains reached (first-order bias); try a smaller eps or slt.calibrate_sgld")
     dz, relaxed = float("nan"), True
@@ -683,14 +847,47 @@ def _summarise(trace: np.ndarray, log_acc: np.ndarray, init_loss: float, n_beta:
         dz = float(rise.mean() / (sd / math.sqrt(chains))) if sd > 0 else 0.0
         relaxed = not (dz > RELAX_Z and rise.mean() > RELAX_REL * abs(llc))
         if not relaxed:
+            flags.append("not_relaxed")
             notes.append(f"not relaxed: the estimate rose by {rise.mean() / max(abs(llc), 1e-300):.1%} (z = {dz:.1f}) "
                          "from the first to the second half of the draws, so the flattest directions are still "
                          "filling in and the value is LOW; use more num_burnin (x4), a larger step_scale, or "
                          "precondition='lowrank' / 'diagonal'")
     diag = LLCDiagnostics(float(acc), below, float(r), float(e), tuple(notes),
                           rhat_source="draws" if diag_trace is None else "full_loss_thinned", drift_z=dz,
-                          relaxed=relaxed)
+                          relaxed=relaxed, flags=tuple(flags))
     return LLCResult(llc, se, per_chain, trace, float(init_loss), n_beta=float(n_beta), diagnostics=diag, **meta)
+
+
+def _judge_auto(res: LLCResult, info: dict, target_rel_se: float, cost: dict, elapsed: float) -> LLCResult:
+    """Add the calibration's own verdicts (precision, relaxation at the budget, step-halving bias) to a result
+    of calibrate="auto", with warnings that name what to change."""
+    from dataclasses import replace
+
+    d = res.diagnostics
+    notes, flags = list(d.warnings), list(d.flags)
+    llc = res.llc
+    se = max(res.llc_se, _se_ess(res.loss_trace, res.n_beta))
+    steps = info["steps_per_chain"]
+    if not se <= AUTO_FLAG_REL_SE * abs(llc):
+        flags.append("imprecise")
+        notes.append(f"standard error {se:.3g} is {se / max(abs(llc), 1e-300):.1%} of the estimate after {steps} steps "
+                     f"per chain (target {target_rel_se:.1%}, flagged above {AUTO_FLAG_REL_SE:.0%}); raise max_steps (now the budget) or num_chains")
+    if info["stop"] == "max_steps" and "not_relaxed" not in flags and not (
+            "imprecise" in flags or "not_mixed" in flags):
+        flags.append("not_relaxed")
+        notes.append(f"the stopping rule was not met within max_steps={steps}: the estimate was still rising "
+                     "(flat directions filling in, the value is LOW); raise max_steps (x4), or use "
+                     "precondition='lowrank' / 'diagonal', or a larger gamma (report it)")
+    b, bse = info["eps_bias"], info["eps_bias_se"]
+    llc0 = llc - b
+    if abs(b) > AUTO_BIAS_REL * abs(llc) and abs(b) > AUTO_BIAS_Z * bse:
+        flags.append("step_size_bias")
+        notes.append(f"step-halving check: the step size eps={res.eps:.3g} biases the estimate by {b:+.3g} "
+                     f"({b / max(abs(llc), 1e-300):+.1%}, z = {b / max(bse, 1e-300):.1f}); eps -> 0 value {llc0:.4g}; "
+                     f"use a smaller step_scale (now the step is step_scale / top curvature) or eps={res.eps / 4:.3g}")
+    cal = {**info, "llc_eps0": llc0, "se_conservative": se, "rel_se": se / abs(llc) if llc else float("inf"),
+           "gradient_evals": int(cost["gradient_evals"]), "seconds": float(elapsed)}
+    return replace(res, diagnostics=replace(d, warnings=tuple(notes), flags=tuple(flags)), calibration=cal)
 
 
 def estimate_llc_copies(
@@ -701,25 +898,50 @@ def estimate_llc_copies(
     n_beta: float | None = None,
     eps: float | None = None,
     gamma: float = 1.0,
-    num_chains: int = 8,
-    num_draws: int = 1000,
-    num_burnin: int = 500,
+    num_chains: int | None = None,
+    num_draws: int | None = None,
+    num_burnin: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
     progress: bool = False,
     step_scale: float = STEP_SCALE,
     precondition: str | None = None,
+    calibrate: bool | str = "auto",
+    max_steps: int = AUTO_MAX_STEPS,
+    target_rel_se: float = AUTO_REL_SE,
 ) -> list[LLCResult]:
     """One LLC estimate per model copy, all copies x chains in ONE batched SGLD run.
 
     For a :class:`QuadraticNet` with B copies (seeds, checkpoints stacked with ``n_copies=B``) this
     returns B results in copy order; each copy is localised at its own w* and (with eps=None) gets its
-    own automatic step size. Any other module counts as one copy. Arguments as in :func:`estimate_llc`.
+    own automatic step size. Any other module counts as one copy. Arguments as in :func:`estimate_llc`; with
+    calibrate="auto" every copy runs until all copies pass the stopping rule (each copy's own result says
+    whether it did).
     """
     if isinstance(model, QuadraticNet):
         _check_quadratic_data(model, data)
     problem = _make_problem(model, loss_fn, data)
     n = problem.n
+    if not any(calibrate is m or (isinstance(calibrate, str) and calibrate == m) for m in CALIBRATE_MODES):
+        raise ValueError(f"calibrate must be True, False or 'auto', got {calibrate!r}")
+    auto = calibrate is True or (calibrate == "auto" and num_draws is None and num_burnin is None)
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < AUTO_FIRST:
+        raise ValueError(f"max_steps must be an integer >= {AUTO_FIRST}, got {max_steps!r}")
+    if not (isinstance(target_rel_se, (int, float)) and 0 < target_rel_se < 1):
+        raise ValueError(f"target_rel_se must lie in (0, 1), got {target_rel_se!r}")
+    if num_chains is None:
+        # small problems: a step's cost is per-call overhead, so 4x the chains cost ~nothing and cut the steps 4x
+        size = problem.dim * n
+        num_chains = next((c for bound, c in AUTO_CHAINS if auto and size <= bound), DEFAULT_CHAINS)
+    if auto:
+        first = AUTO_FIRST if num_draws is None else (num_draws + (num_burnin or 0))
+        num_draws, num_burnin = num_draws or DEFAULT_DRAWS, num_burnin or 0  # validated below, then replaced
+        if isinstance(num_chains, int) and num_chains < 2:
+            raise ValueError(f"calibrate needs num_chains >= 2 (the standard error is across chains), got "
+                             f"{num_chains}; pass calibrate=False for one chain")
+    else:
+        num_draws = DEFAULT_DRAWS if num_draws is None else num_draws
+        num_burnin = DEFAULT_BURNIN if num_burnin is None else num_burnin
     _check_args(n, n_beta, eps, gamma, num_chains, num_draws, num_burnin, batch_size)
     if num_draws < 4:
         warnings.warn(f"num_draws={num_draws} < 4: R-hat and ESS are not computed"
@@ -741,16 +963,26 @@ def estimate_llc_copies(
     precond, pinfo = None, [{} for _ in range(B)]
     if precondition is not None:
         precond, pinfo = hessian_preconditioner(problem, nb_b, gamma_b, precondition)
+    cost = {"gradient_evals": 0}
     if eps is None:
         eps_b = auto_eps(problem, n_beta=nb_b, gamma=gamma_b, chains=C, batch_size=batch_size, seed=seed,
-                         step_scale=step_scale, precond=precond)
+                         step_scale=step_scale, precond=precond, cost=cost)
     else:
         eps_b = torch.full((B,), float(eps), **opts)
     rep = lambda t: t.repeat_interleave(C)  # noqa: E731
     gen = torch.Generator(problem.device).manual_seed(int(seed))
-    run = _run_chains(problem, C, eps=rep(eps_b), n_beta=rep(nb_b), gamma=rep(gamma_b), init_loss=rep(init),
-                      num_burnin=num_burnin, num_draws=num_draws, batch_size=batch_size, generator=gen,
-                      progress=progress, diag_points=DIAG_POINTS, precond=precond)
+    auto_info = [{} for _ in range(B)]
+    if auto:
+        arun = _auto_run(problem, C, eps=eps_b, n_beta=nb_b, gamma=gamma_b, init_loss=init, batch_size=batch_size,
+                         generator=gen, progress=progress, precond=precond, max_steps=max_steps,
+                         target_rel_se=float(target_rel_se), first=first, cost=cost)
+        run = _Run(arun.loss_trace, arun.log_accept, torch.zeros(1, dtype=torch.bool), -1, arun.final,
+                   arun.full_trace)
+        num_draws, num_burnin, auto_info = arun.draws, arun.burnin, arun.info
+    else:
+        run = _run_chains(problem, C, eps=rep(eps_b), n_beta=rep(nb_b), gamma=rep(gamma_b), init_loss=rep(init),
+                          num_burnin=num_burnin, num_draws=num_draws, batch_size=batch_size, generator=gen,
+                          progress=progress, diag_points=DIAG_POINTS, precond=precond)
     elapsed = time.perf_counter() - t0
     trace = run.loss_trace.view(B, C, num_draws).cpu().numpy()
     if C * num_draws >= 2:  # constant up to rounding (a few ulps of the loss scale): no information
@@ -771,6 +1003,8 @@ def estimate_llc_copies(
                          seed=int(seed), eps_auto=eps is None, elapsed_s=elapsed, precondition=precondition,
                          extra={**{f"precondition_{k_}": v for k_, v in pinfo[k].items()},
                                 "displacement_ratio": float(reach[k])})
+        if auto:
+            res = _judge_auto(res, auto_info[k], float(target_rel_se), cost, elapsed)
         for msg in res.diagnostics.warnings:
             warnings.warn(f"LLC estimate (copy {k}): {msg}", LLCWarning, stacklevel=2)
         results.append(res)
@@ -785,14 +1019,17 @@ def estimate_llc(
     n_beta: float | None = None,
     eps: float | None = None,
     gamma: float = 1.0,
-    num_chains: int = 8,
-    num_draws: int = 1000,
-    num_burnin: int = 500,
+    num_chains: int | None = None,
+    num_draws: int | None = None,
+    num_burnin: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
     progress: bool = False,
     step_scale: float = STEP_SCALE,
     precondition: str | None = None,
+    calibrate: bool | str = "auto",
+    max_steps: int = AUTO_MAX_STEPS,
+    target_rel_se: float = AUTO_REL_SE,
 ) -> LLCResult:
     """Estimate the local learning coefficient of ``model`` at its current parameters w*.
 
@@ -830,6 +1067,27 @@ def estimate_llc(
             Jacobi diagonal on the rest. Measured at polished p = 23 nets (experiments/local_sgld): all within
             2.5% of rank(J)/2 at n_beta 1e8, gamma 1e4, as is plain SGLD there.
 
+        num_chains: None = 8, or on the calibrate="auto" path 64 when d * n <= 2e4 and 16 when <= 2e5 (for
+            small problems a step costs the same for 8 or 64 chains, so more chains are ~free).
+        num_draws, num_burnin: None (default) lets calibrate="auto" choose the chain length; either one given
+            fixes it (the fixed path below; a missing one takes its old default 1,000 draws / 500 burn-in).
+        calibrate: "auto" (default): calibrate what the caller did not fix. With neither num_draws nor num_burnin
+            given, the chains run in doubling segments (1,500, 3,000, ... steps; the first quarter discarded)
+            until the estimate is relaxed (no rise from the first to the second half of the kept draws beyond
+            2% or 1 SE), mixed (R-hat <= 1.1) and precise (SE <= ``target_rel_se`` of the estimate, the SE being
+            the larger of the across-chain and the ESS-based one), or ``max_steps`` per chain; then a
+            step-halving check (every chain duplicated, the copy at eps / 2: b eps = 2 E[mean(eps) -
+            mean(eps/2)] estimates the first-order step-size bias). ``result.calibration`` reports what was
+            chosen and measured and the cost (gradient evaluations incl. the pilot, seconds). The result is
+            FLAGGED (``result.flagged``, ``diagnostics.flags``, an LLCWarning naming what to change) when the
+            budget ran out before relaxation ("not_relaxed"), the SE stays above 4% ("imprecise"), R-hat > 1.1
+            ("not_mixed"), or the bias check finds > 5% at > 3 SE ("step_size_bias"). Measured on the
+            validation cases: experiments/local_sgld/DEFAULTS.md. True: calibrate even with lengths given
+            (they set the first segment). False: the fixed-length path (bit for bit the estimator before
+            issue 12: 8 chains x (500 + 1,000) steps by default).
+        max_steps: step budget per chain of the calibration (before the bias check).
+        target_rel_se: the calibration's precision target (relative SE).
+
     The result's ``diagnostics.relaxed`` is False (with an LLCWarning) when the estimate is still rising from
     the first to the second half of the draws: the flattest directions have not filled in and the value is low.
 
@@ -840,4 +1098,5 @@ def estimate_llc(
         raise ValueError(f"model has {model.n_copies} copies; use estimate_llc_copies for one LLC per copy")
     return estimate_llc_copies(model, loss_fn, data, n_beta=n_beta, eps=eps, gamma=gamma, num_chains=num_chains,
                                num_draws=num_draws, num_burnin=num_burnin, batch_size=batch_size, seed=seed,
-                               progress=progress, step_scale=step_scale, precondition=precondition)[0]
+                               progress=progress, step_scale=step_scale, precondition=precondition,
+                               calibrate=calibrate, max_steps=max_steps, target_rel_se=target_rel_se)[0]
