@@ -21,6 +21,18 @@ def _seeds(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _timing_line(config) -> str:
+    """One line: the fitted timing law's predicted jump step (slt.predict_jump_step), or why there is none."""
+    from slt.timing_law import predict_jump_step
+
+    try:
+        return f"  {predict_jump_step(config)}"
+    except ValueError as err:
+        return f"  timing law: no prediction, this config is outside the law's domain ({err})"
+    except OSError as err:  # the shipped law file is missing from this installation
+        return f"  timing law: not available ({err})"
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
@@ -73,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"slt train: {len(config.seeds)} seed(s), {config.op} mod {config.p}, width {config.width}, "
           f"{config.optimizer} lr {config.lr:g} wd {config.weight_decay:g}, {config.steps} steps on "
           f"{config.device} -> {out}")
+    print(_timing_line(config))
     result = train(config, out_dir=out, progress=not args.no_progress)
     print(f"done in {result.wall_time_s:.1f} s; final step {result.metrics['step'][-1]}")
     print(f"{'seed':>6} {'memorisation_step':>18} {'grokking_step':>14} {'train_acc':>10} {'test_acc':>9}")
