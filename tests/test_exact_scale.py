@@ -166,3 +166,39 @@ def test_probes_tighten_the_upper_bound_at_a_singular_point():
     assert len(probed.probes) == (0 if plain.lam is not None else 2)
     d = llc_at_point(U, V, A, a, b, y, centred=True)
     assert probed.lower <= d.upper and d.lower <= probed.upper
+
+
+def _pivoted_cases():
+    out = []
+    for p, K, N, centred, tied in GENERIC[:5]:
+        seed = 31 * p + K + N
+        U, V, A = random_integer_point(p, K, seed=seed, tied=tied, bound=50)
+        U, V, A = U.astype(float), None if V is None else V.astype(float), A.astype(float)
+        a, b = _pairs(p, N, seed)
+        out.append((f"generic{p},{K},{N}", (U, V, A, a, b, _F(U, V, A, a, b), centred)))
+    a, b = np.divmod(np.arange(49), 7)
+    out.append(("fourier7", (*fourier_solution(7, centred=True), a, b, (a + b) % 7, True)))
+    for kind in ("dead", "readout_dead", "duplicate"):  # rank-deficient embedding Grams with known structure
+        U, V, A = pad_units(*fourier_solution(7, centred=True), 4, kind=kind, seed=1)
+        out.append((f"fourier7+{kind}", (U, V, A, a, b, (a + b) % 7, True)))
+    return out
+
+
+@pytest.mark.parametrize("name,args", _pivoted_cases(), ids=[c[0] for c in _pivoted_cases()])
+def test_pivoted_cholesky_gram_rank_matches_eigenvalue_route(name, args):
+    U, V, A, a, b, y, centred = args
+    ref = exact_llc(U, V, A, a, b, y, centred=centred)
+    piv = exact_llc(U, V, A, a, b, y, centred=centred, max_gram=0)  # every Gram through dpstrf
+    assert piv.gram.endswith("pivoted-cholesky") and not ref.gram.endswith("pivoted-cholesky")
+    assert piv.rank == ref.rank and piv.rank_embedding == ref.rank_embedding, (piv.gaps, ref.gaps)
+    assert piv.lam == ref.lam and piv.lower == ref.lower
+    assert piv.gaps["embedding"] > 1e3 or ref.gaps["embedding"] < 1e3
+
+
+def test_gram_size_limits_raise_memory_error():
+    p, K, N = 7, 8, 20
+    U, V, A = random_integer_point(p, K, seed=2, bound=50)
+    U, V, A = U.astype(float), V.astype(float), A.astype(float)
+    a, b = _pairs(p, N, 2)
+    with pytest.raises(MemoryError, match="max_pivoted"):
+        exact_llc(U, V, A, a, b, _F(U, V, A, a, b), max_gram=0, max_pivoted=0)

@@ -115,7 +115,8 @@ def _rank_from_values(vals: torch.Tensor, size: int, squared: bool = False) -> t
     return r, gap, float(v[0])
 
 
-def _jacobian_rank(rm: ResidualMap, w: torch.Tensor, timings: dict, max_gram: int) -> tuple[int, int, int, str, dict]:
+def _jacobian_rank(rm: ResidualMap, w: torch.Tensor, timings: dict, max_gram: int,
+                   max_pivoted: int = 0) -> tuple[int, int, int, str, dict]:
     t = time.perf_counter()
     U, V, A = rm.split(w)
     s = rm.hidden(w)  # (N, K)
@@ -155,9 +156,15 @@ def _jacobian_rank(rm: ResidualMap, w: torch.Tensor, timings: dict, max_gram: in
     if min(rows_m, cols_m) == 0:
         timings["gram"] = 0.0
         return rm.q * r2 + 0, r2, 0, "none", {"squares": gap2}
-    if min(rows_m, cols_m) > max_gram:
-        raise MemoryError(f"the embedding Gram matrix would be {min(rows_m, cols_m)} square (> max_gram = {max_gram}); "
-                          "raise max_gram (memory ~ 8 * size^2 bytes) or run on a GPU (device='cuda')")
+    n_gram = min(rows_m, cols_m)
+    if n_gram > max_gram:
+        if n_gram > max_pivoted:
+            raise MemoryError(f"the embedding Gram matrix would be {n_gram} square (> max_gram = {max_gram} for the "
+                              f"eigenvalue route, > max_pivoted = {max_pivoted} for pivoted Cholesky); raise them "
+                              "(memory ~ 8 * size^2 bytes) or run on a GPU (device='cuda')")
+        rM, gapM, gram = _pivoted_gram_rank(X, al, rm.q, rows_m <= cols_m, max(rows_m, cols_m))
+        timings["gram"] = time.perf_counter() - t
+        return rm.q * r2 + rM, r2, rM, gram, {"squares": gap2, "embedding": gapM}
     if rows_m <= cols_m:
         gram = "rows"
         Bk = torch.einsum("rck,sck->krs", X, X).reshape(kl, nq * nq)
@@ -173,6 +180,61 @@ def _jacobian_rank(rm: ResidualMap, w: torch.Tensor, timings: dict, max_gram: in
     rM, gapM, _ = _rank_from_values(ev, max(rows_m, cols_m), squared=True)
     timings["gram"] = time.perf_counter() - t
     return rm.q * r2 + rM, r2, rM, gram, {"squares": gap2, "embedding": gapM}
+
+
+def _pivoted_gram_rank(X: torch.Tensor, al: torch.Tensor, q: int, rows: bool, size: int,
+                       block: int = 16) -> tuple[int, float, str]:
+    """rank M from its rows (or cols) Gram by pivoted Cholesky (LAPACK dpstrf), for Grams too large for eigvalsh.
+
+    The Gram is built block by block straight into one float64 array (never the (N_q^2, q^2) intermediate of the
+    eigenvalue route), then factored in place: ~size^3/3 flops and 8 size^2 bytes, against ~4 size^3 and 3x the
+    memory for eigvalsh. Rank: the number of pivots above size * eps * max diag(G) (the eigenvalue route cuts at
+    size * eps * largest eigenvalue, which is at most size * max diag). Pivoted Cholesky is rank-revealing for
+    positive semi-definite matrices in practice (Higham, "Analysis of the Cholesky decomposition of a
+    semi-definite matrix", 1990; Lucas 2004, the LAPACK dpstrf reference); the gap reported is
+    sqrt(last accepted pivot / largest diagonal of the remaining Schur complement), in singular-value terms."""
+    from scipy.linalg.lapack import dpstrf
+
+    nq, n_emb, kl = X.shape
+    Xc = X.detach().to("cpu", torch.float64)
+    alc = al.detach().to("cpu", torch.float64)
+    n = nq * q if rows else kl * n_emb
+    G = np.empty((n, n), dtype=np.float64)  # symmetric: its C-order buffer is also its Fortran-order transpose
+    Gt = torch.from_numpy(G)
+    if rows:
+        Ak = (alc[:, :, None] * alc[:, None, :]).reshape(kl, q * q)
+        for i0 in range(0, nq, block):
+            i1 = min(nq, i0 + block)
+            Bk = torch.einsum("rck,sck->krs", Xc[i0:i1], Xc).reshape(kl, (i1 - i0) * nq)
+            Gt[i0 * q:i1 * q] = (Bk.T @ Ak).reshape(i1 - i0, nq, q, q).permute(0, 2, 1, 3).reshape((i1 - i0) * q, n)
+    else:
+        Xf = Xc.permute(0, 2, 1).reshape(nq, n)  # column (k, c)
+        C = alc @ alc.T
+        cb = block * n_emb
+        for j0 in range(0, n, cb):
+            j1 = min(n, j0 + cb)
+            k0, k1 = j0 // n_emb, j1 // n_emb
+            blk = (Xf[:, j0:j1].T @ Xf).view(k1 - k0, n_emb, kl, n_emb) * C[k0:k1, None, :, None]
+            Gt[j0:j1] = blk.reshape(j1 - j0, n)
+    del Gt
+    diag = np.diag(G).copy()
+    tol = size * EPS * float(diag.max()) if diag.size else 0.0
+    L, piv, rank, info = dpstrf(G.T, tol=tol, lower=1, overwrite_a=1)
+    if info < 0:
+        raise RuntimeError(f"dpstrf failed (info {info})")
+    rank = int(rank)
+    if rank >= n:
+        gap = float("inf")
+    elif rank == 0:
+        gap = 0.0
+    else:
+        d_rest = diag[piv[rank:] - 1]
+        sq = np.zeros(n - rank)
+        for i0 in range(0, rank, 4096):  # L[rank:, :rank] holds the computed columns' entries of the rejected rows
+            sq += np.einsum("ij,ij->i", L[rank:, i0:min(rank, i0 + 4096)], L[rank:, i0:min(rank, i0 + 4096)])
+        rest = float(np.max(d_rest - sq)) if d_rest.size else 0.0
+        gap = math.sqrt(float(L[rank - 1, rank - 1]) ** 2 / max(rest, 1e-300))
+    return rank, gap, ("rows" if rows else "cols") + "-pivoted-cholesky"
 
 
 def _hessian_rank(rm: ResidualMap, w: torch.Tensor, timings: dict, max_dense_hessian: int) -> tuple[int, float, float]:
@@ -221,7 +283,7 @@ def _independent_equations(rm: ResidualMap, r2: int) -> int:
 
 def exact_llc(U, V, A, a, b, y, centred: bool = False, device: str | torch.device = "cpu",
               interp_rtol: float = INTERP_RTOL, grad_rtol: float = GRAD_RTOL, max_gram: int = 20_000,
-              max_dense_hessian: int = 12_000, n_probe: int = 0, probe_step: float = 1e-3,
+              max_pivoted: int = 40_000, max_dense_hessian: int = 12_000, n_probe: int = 0, probe_step: float = 1e-3,
               seed: int = 0) -> ExactLLC:
     """lambda at the critical point w* = (U, V, A) of the data loss (see the module docstring).
 
@@ -229,6 +291,10 @@ def exact_llc(U, V, A, a, b, y, centred: bool = False, device: str | torch.devic
     real targets (N, q). The point must be critical (use :func:`slt.theory.polish.polish` on a checkpoint):
     otherwise :class:`NotCriticalError`, never a number. Interpolating (|R| <= interp_rtol |R(0)|): Jacobian
     route; stationary (|J^T R| <= grad_rtol sigma_max |R|): Hessian route.
+
+    The embedding Gram (``gram`` in the result: rows or cols, whichever is smaller) gets a dense eigvalsh on
+    ``device`` up to ``max_gram`` square, and a pivoted Cholesky (LAPACK dpstrf, CPU, float64, in place) up to
+    ``max_pivoted`` square (8 size^2 bytes: 8.4 GB at the grokking preset's 32,436); above that, MemoryError.
 
     ``n_probe`` > 0 (Jacobian route, where the rank meets no bound): the Morse-Bott probe of
     :func:`slt.theory.llc_at_point`, matrix-free: a random direction of ker J (LSQR projection), a step of
@@ -270,7 +336,7 @@ def exact_llc(U, V, A, a, b, y, centred: bool = False, device: str | torch.devic
     timings["projected_A1"] = projected
     if res <= interp_rtol:
         route = "jacobian"
-        r, r2, rM, gram, gaps = _jacobian_rank(rm, w, timings, max_gram)
+        r, r2, rM, gram, gaps = _jacobian_rank(rm, w, timings, max_gram, max_pivoted)
         n_eq = _independent_equations(rm, r2)
         full_row = r == n_eq
     elif cos <= grad_rtol:
@@ -298,7 +364,7 @@ def exact_llc(U, V, A, a, b, y, centred: bool = False, device: str | torch.devic
     probes: list = []
     if not exact and route == "jacobian" and n_probe:
         t = time.perf_counter()
-        probes = [_probe(rm, w, r, probe_step, seed + i, max_gram) for i in range(n_probe)]
+        probes = [_probe(rm, w, r, probe_step, seed + i, max_gram, max_pivoted) for i in range(n_probe)]
         timings["probes"] = time.perf_counter() - t
         if all(pr["tangent"] and pr["rank"] == r for pr in probes):
             exact, why = True, (f"Morse-Bott by {n_probe} probe(s): kernel directions of J are tangent to {{R = 0}} "
@@ -321,7 +387,8 @@ def exact_llc(U, V, A, a, b, y, centred: bool = False, device: str | torch.devic
                     timings=timings, device=str(dev), probes=tuple(probes))
 
 
-def _probe(rm: ResidualMap, w: torch.Tensor, r: int, step: float, seed: int, max_gram: int) -> dict:
+def _probe(rm: ResidualMap, w: torch.Tensor, r: int, step: float, seed: int, max_gram: int,
+           max_pivoted: int = 0) -> dict:
     """One Morse-Bott probe (see :func:`exact_llc`): returns rank at the returned point, return distance / step."""
     from scipy.sparse.linalg import lsqr
 
@@ -342,7 +409,7 @@ def _probe(rm: ResidualMap, w: torch.Tensor, r: int, step: float, seed: int, max
     ratio = float((back - wp).norm()) / delta
     rank, n_eq = -1, -1
     if pol.critical and pol.kind == "interpolating":
-        rank, r2 = _jacobian_rank(rm, back, {}, max_gram)[:2]
+        rank, r2 = _jacobian_rank(rm, back, {}, max_gram, max_pivoted)[:2]
         n_eq = _independent_equations(rm, r2)
     return {"rank": rank, "return_ratio": ratio, "tangent": ratio <= TANGENT_RATIO, "kernel_leak": leak,
             "critical": pol.critical, "exact_there": rank == n_eq}
