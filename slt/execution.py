@@ -17,9 +17,10 @@ others (pass their :class:`Job` as arguments: the task receives their results) a
 when it finishes (``then=``: e.g. sample the checkpoints a training task wrote), so units whose number is
 only known after an earlier unit ran still go through the same layer.
 
-GPU workers: start workers with ``--resources GPU=1`` (``dask worker ... --resources GPU=1``;
-``slurm_client(..., worker_extra_args=["--resources", "GPU=1"])``) and submit with ``resources={"GPU": 1}``;
-:func:`task_resources` gives that mapping for a device string.
+GPU workers: start workers with ``dask worker ADDRESS --resources GPU=1`` (or ``slurm_client(gpus=N)``); on an
+external scheduler a task for device 'cuda' is submitted with ``resources={"GPU": 1}`` (:func:`task_resources`),
+so it runs only there and one at a time per GPU. An embedded LocalCluster asks for no resources (its workers share
+the machine's GPUs; use ``n_workers`` to bound how many tasks share one).
 
 Progress: one plain line per finished task (``[k/N] name done in 12.3 s, elapsed 1m05s, ETA 3m10s``), the
 Dask dashboard link once when an embedded cluster starts.
@@ -135,13 +136,16 @@ class Runner:
     serial: bool = True
     dashboard: str | None = None
     address: str = "serial"
+    # Dask resources are asked for only on an external scheduler: the workers of an embedded LocalCluster (and
+    # this process) share the machine's GPUs and advertise no resources, so a task asking for one would wait forever
+    use_resources: bool = False
 
-    def __init__(self, threads_per_task: int | None = 1, retries: int = 3) -> None:
-        if threads_per_task is not None and (not isinstance(threads_per_task, int) or threads_per_task < 1):
-            raise ValueError(f"threads_per_task must be None or an integer >= 1, got {threads_per_task!r}")
+    def __init__(self, threads_per_worker: int | None = 1, retries: int = 3) -> None:
+        if threads_per_worker is not None and (not isinstance(threads_per_worker, int) or threads_per_worker < 1):
+            raise ValueError(f"threads_per_worker must be None or an integer >= 1, got {threads_per_worker!r}")
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
-        self.threads = threads_per_task
+        self.threads = threads_per_worker
         self.retries = retries
         self.jobs: dict[str, Job] = {}
         self.submitted = 0
@@ -223,14 +227,14 @@ class DaskRunner(Runner):
 
     serial = False
 
-    def __init__(self, client, cluster=None, threads_per_task: int | None = 1, retries: int = 3) -> None:
-        super().__init__(threads_per_task, retries)
+    def __init__(self, client, cluster=None, threads_per_worker: int | None = 1, retries: int = 3) -> None:
+        super().__init__(threads_per_worker, retries)
         from distributed import as_completed
 
         self.client = client
         self.cluster = cluster
         self.address = client.scheduler.address if client.scheduler is not None else "?"
-        self.dashboard = client.dashboard_link if cluster is not None and cluster.dashboard_link else None
+        self.use_resources = cluster is None
         self._ac = as_completed()
         self._by_future: dict[str, Job] = {}
 
@@ -239,7 +243,8 @@ class DaskRunner(Runner):
         kwargs = {k: (v.handle if isinstance(v, Job) else v) for k, v in kwargs.items()}
         # pure=False: a task writes files; key = ours, so the dashboard shows readable names
         fut = self.client.submit(_run_task, fn, self.threads, args, kwargs, key=f"{job.key}-{id(self):x}",
-                                 pure=False, retries=self.retries, resources=resources)
+                                 pure=False, retries=self.retries,
+                                 resources=resources if self.use_resources else None)
         job.handle = fut
         self._by_future[fut.key] = job
         self._ac.add(fut)
@@ -308,7 +313,9 @@ def open_runner(scheduler: str | None = None, n_workers: int | None = None, *, t
             raise ValueError(f"n_workers must be None or 1 with scheduler='serial', got {n_workers!r}")
         return SerialRunner(threads_per_worker, retries)
     client, cluster = open_client(scheduler, n_workers, threads_per_worker, dashboard_address, log)
-    return DaskRunner(client, cluster, threads_per_worker, retries)
+    run = DaskRunner(client, cluster, threads_per_worker, retries)
+    run.dashboard = client.dashboard_link if cluster is None or dashboard_address is not None else None
+    return run
 
 
 def slurm_client(*, cores: int = 4, memory: str = "16GB", walltime: str = "02:00:00", jobs: int = 1,
@@ -316,9 +323,10 @@ def slurm_client(*, cores: int = 4, memory: str = "16GB", walltime: str = "02:00
                  submit: bool = True, **kwargs: Any):
     """A dask-jobqueue cluster on Slurm (``kind='slurm'``) or PBS (``kind='pbs'``) and a client on it.
 
-    Each batch job runs one Dask worker with ``cores`` threads... of which each slt task uses one torch thread
-    by default, so ``processes=cores`` workers per job are started (one task per core). ``gpus > 0`` adds
-    ``--gres=gpu:N`` (Slurm) and advertises the Dask resource GPU=N, so tasks submitted with
+    Each batch job runs ``cores`` single-threaded Dask worker processes (an slt task uses one torch thread), so
+    one task per core. ``gpus > 0`` adds
+    ``--gres=gpu:N`` (Slurm) and starts N worker processes per job, each advertising the Dask resource GPU=1 (set
+    ``CUDA_VISIBLE_DEVICES`` per process in ``job_script_prologue`` if the site does not), so tasks submitted with
     ``resources={"GPU": 1}`` (``task_resources('cuda')``) land there. Extra keyword arguments go to the
     jobqueue cluster (e.g. ``job_extra_directives``, ``job_script_prologue=["module load cuda"]``).
 
@@ -341,8 +349,8 @@ def slurm_client(*, cores: int = 4, memory: str = "16GB", walltime: str = "02:00
     directives = list(kwargs.pop("job_extra_directives", []))
     procs = cores
     if gpus:
-        extra_args += ["--resources", f"GPU={gpus}"]
-        procs = gpus  # one worker process per GPU, each with cores // gpus threads
+        extra_args += ["--resources", "GPU=1"]  # per worker process: one process per GPU
+        procs = gpus
         if kind == "slurm":
             directives.append(f"--gres=gpu:{gpus}")
     cluster = classes[kind](cores=cores, processes=procs, memory=memory, walltime=walltime, queue=queue,

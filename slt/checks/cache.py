@@ -55,17 +55,24 @@ class PointCache:
     def path(self, name: str, config: Any) -> Path:
         return self.root / f"{name}-{config_hash(config)}.json"
 
-    def get_or_compute(self, name: str, config: Any, fn: Callable[[], Any]) -> Any:
+    def lookup(self, name: str, config: Any) -> tuple[bool, Any]:
+        """(True, result) if the point is stored for exactly this config, else (False, None); counts nothing."""
         path = self.path(name, config)
         if path.exists():
             try:
                 stored = json.loads(path.read_text())
                 if stored.get("config") == json.loads(json.dumps(config, default=str)):
-                    self.reused += 1
-                    return stored["result"]
-            except (json.JSONDecodeError, KeyError):
+                    return True, stored["result"]
+            except (json.JSONDecodeError, KeyError, OSError):
                 pass  # a corrupt file is recomputed, never trusted
+        return False, None
+
+    def get_or_compute(self, name: str, config: Any, fn: Callable[[], Any]) -> Any:
+        found, result = self.lookup(name, config)
+        if found:
+            self.reused += 1
+            return result
         result = fn()
-        atomic_write_json(path, {"name": name, "config": config, "result": result})
+        atomic_write_json(self.path(name, config), {"name": name, "config": config, "result": result})
         self.computed += 1
         return json.loads(json.dumps(result, default=str))  # the same types a reuse would return

@@ -1,10 +1,17 @@
 """``slt check``: run every claim of a profile, write report.md / report.json and the figures, print the table.
 
-    run_check(profile("default"), "slt-check")
+    run_check(profile("default"), "slt-check")                       # embedded Dask LocalCluster
+    run_check(profile("default"), "slt-check", scheduler="serial")   # this process only, same numbers
 
-Each claim runs in turn; a claim whose experiment raises is recorded as inconclusive with its error (the
-report says so) and the others still run. Finished points are cached in ``OUT/cache`` and training runs
-live in ``OUT/runs``, so running the same command again after an interruption resumes where it stopped.
+Two phases. (1) Units: every claim module (:mod:`slt.checks.claims`) declares its units of work (train a run,
+sample its checkpoints, exact lambda at a checkpoint, a closed-form case); each computes one point of the cache
+``OUT/cache`` (training runs live in ``OUT/runs``). Points already there are not submitted; the rest run as tasks
+on the task layer (:mod:`slt.execution`: an embedded LocalCluster by default, ``scheduler="serial"`` or a
+scheduler address), a unit's follow-ups (sample after train) being submitted when it finishes, with a progress
+line per finished task. (2) Verdicts, in claim order, in this process: they read the points back from the cache
+and decide. A claim whose experiment raises is recorded as inconclusive with its error (the report says so) and
+the others still run; a point a unit could not produce is computed here, as before. Running the same command
+again after an interruption resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -19,10 +26,11 @@ import torch
 
 from slt.checks import claims as C
 from slt.checks.cache import PointCache
+from slt.checks.claims.common import Context, Unit, run_unit
 from slt.checks.profiles import CheckProfile
 from slt.checks.report import ClaimResult, summary_table, write_report
 
-CLAIM_KEYS = ("closed_form", "trajectory", "timing", "basins", "lr", "gsm", "paper_sweeps", "exact_trajectory")
+CLAIM_KEYS = tuple(k for mod in C.MODULES for k in mod.KEYS)
 
 
 def _version() -> str:
@@ -34,6 +42,63 @@ def _version() -> str:
         return "unknown"
 
 
+class _Units:
+    """Submits units to a lazily opened runner (a rerun with every point cached starts no cluster) and keeps
+    the counts for the report."""
+
+    def __init__(self, ctx: Context, open_runner: Callable[[], object]) -> None:
+        self.ctx = ctx
+        self._open = open_runner
+        self.run = None
+        self.computed = 0  # points computed by tasks
+        self.reused = 0  # points found in the cache before submitting, or by a task
+        self.failed: list[str] = []
+        self._counted: set[str] = set()
+
+    def runner(self):
+        if self.run is None:
+            self.run = self._open()
+        return self.run
+
+    def submit(self, units: list[Unit]) -> None:
+        from slt.execution import task_resources
+
+        for u in units:
+            found, value = self.ctx.cache.lookup(u.cache_name, u.cache_key)
+            if found:
+                if u.key not in self._counted:  # one point asked for by two claims counts once
+                    self._counted.add(u.key)
+                    self.reused += 1
+                self._follow(u, value)
+                continue
+            self.runner().submit(run_unit, u.fn, str(self.ctx.out), u.device, u.args, name=u.name, key=u.key,
+                                 resources=task_resources(u.device), then=lambda res, u=u: self._finished(u, res))
+
+    def _finished(self, u: Unit, res: dict) -> None:
+        if u.key not in self._counted:  # two claims sharing one task: count its points once
+            self._counted.add(u.key)
+            self.computed += res.get("computed", 0)
+            self.reused += res.get("reused", 0)
+        if "error" in res:
+            self.failed.append(f"{u.name}: {res['error']}")
+            self.ctx.log(f"  {u.name} FAILED: {res['error']} (its claim reports it)")
+            return
+        self._follow(u, res["value"])
+
+    def _follow(self, u: Unit, value) -> None:
+        if u.then is None:
+            return
+        try:
+            self.submit(u.then(value) or [])
+        except Exception as err:  # the verdict recomputes in this process and records the error
+            self.failed.append(f"after {u.name}: {type(err).__name__}: {err}")
+            self.ctx.log(f"  follow-ups of {u.name} FAILED: {type(err).__name__}: {err} (its claim reports it)")
+
+    def close(self) -> None:
+        if self.run is not None:
+            self.run.close()
+
+
 def run_check(
     prof: CheckProfile,
     out_dir: str | os.PathLike = "slt-check",
@@ -41,11 +106,16 @@ def run_check(
     only: tuple[str, ...] | None = None,
     log: Callable[[str], None] = print,
     device: str = "cpu",
+    scheduler: str | None = None,
+    n_workers: int | None = None,
 ) -> list[ClaimResult]:
     """Run the claims of ``prof`` (all, or those named in ``only``), write the report into ``out_dir``.
 
     ``device`` ('cpu', 'cuda', 'cuda:N') runs the training runs and the LLC estimates of trained networks
-    there; the closed-form cases (networks of a few dozen parameters) always run on the CPU."""
+    there; the closed-form cases (networks of a few dozen parameters) always run on the CPU. ``scheduler``:
+    None or 'local' (embedded Dask LocalCluster of ``n_workers`` processes, default one per core), 'serial'
+    (this process, no Dask) or the address of a running Dask scheduler whose workers see ``out_dir`` (a shared
+    file system); the report is the same on each (same seeds, same device)."""
     if only is not None:
         unknown = sorted(set(only) - set(CLAIM_KEYS))
         if unknown:
@@ -54,20 +124,46 @@ def run_check(
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} requested but CUDA is not available; use device='cpu'")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise ValueError(f"scheduler must be None, 'local', 'serial' or a scheduler address, got {scheduler!r}")
+    if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
+        raise ValueError(f"n_workers must be None or an integer >= 1, got {n_workers!r}")
     want = lambda k: only is None or k in only  # noqa: E731
+    from slt.execution import open_runner
     from slt.runio import prepare_dir
 
     out = prepare_dir(out_dir, "out_dir")  # a file or unwritable path: one-line ValueError naming it
     cache = PointCache(out / "cache")
-    ctx = C.Context(out, cache, log, device)
+    ctx = Context(out, cache, log, device)
     t_start = time.perf_counter()
     results: list[ClaimResult] = []
+    mods = [m for m in C.MODULES if any(want(k) for k in m.KEYS)]
 
-    def step(key: str, title: str, fn: Callable[[], ClaimResult | list[ClaimResult]]) -> None:
+    # phase 1: the units of every claim asked for, on the task layer
+    units = _Units(ctx, lambda: open_runner(scheduler, n_workers, log=log))
+    try:
+        for mod in mods:
+            try:
+                units.submit(mod.units(ctx, prof, want))
+            except Exception as err:  # its verdict recomputes in this process and records the error
+                log(f"  units of {mod.KEYS[0]} could not be declared: {type(err).__name__}: {err}")
+        if units.run is not None:
+            log(f"{units.reused} point(s) already cached; running the rest as tasks ({units.run.address})")
+            try:
+                units.run.gather(progress=log)
+            except Exception as err:  # e.g. a task whose workers kept dying: the verdicts compute what is missing
+                log(f"  the task layer stopped: {type(err).__name__}: {err}; missing points are computed here")
+    finally:
+        units.close()
+    t_units = time.perf_counter() - t_start
+
+    # phase 2: verdicts in claim order, reading the points back
+    for mod in mods:
+        key, title = mod.KEYS[0], getattr(mod, "TITLE", mod.KEYS[0])
         log(f"[{key}] {title}")
         t0 = time.perf_counter()
         try:
-            got = fn()
+            got = mod.verdict(ctx, prof, want)
         except Exception as err:  # recorded in the report as inconclusive, never hidden
             log(f"  FAILED: {type(err).__name__}: {err}")
             got = C._fail(key, title, err)
@@ -76,43 +172,21 @@ def run_check(
                 r = ClaimResult(r.key, r.title, r.verdicts, r.data, r.figures, r.notes, time.perf_counter() - t0)
             results.append(r)
 
-    if want("closed_form"):
-        step("closed_form", "closed form vs SGLD", lambda: C.claim_closed_form(ctx, prof.closed_form))
-    if any(want(k) for k in ("trajectory", "timing", "basins")):
-        def traj_claims() -> list[ClaimResult]:
-            traj = C.run_trajectory(ctx, prof.trajectory)
-            got = []
-            if want("trajectory"):
-                got.append(C.claim_trajectory(ctx, traj))
-            if want("timing"):
-                got.append(C.claim_timing(ctx, traj))
-            if want("basins"):
-                got.append(C.claim_basins(ctx, traj, prof.max_point_params))
-            return got
-        step("trajectory", "LLC trajectory, timing and basins on the grokking run", traj_claims)
-    if want("lr") or want("gsm"):
-        def lr_claims() -> list[ClaimResult]:
-            sweep = C.run_lr_sweep(ctx, prof.lr_sweep)
-            return ([C.claim_lr(ctx, sweep)] if want("lr") else []) + ([C.claim_gsm(ctx, sweep)] if want("gsm") else [])
-        step("lr", "learning-rate sweep and GSM", lr_claims)
-    if want("paper_sweeps"):
-        step("paper_sweeps", "LLC vs p and vs K in absolute value", lambda: C.claim_paper_sweeps(ctx, prof.paper_sweeps))
-    if want("exact_trajectory") and prof.exact is not None:
-        from slt.checks import exact as X
-
-        step("exact_trajectory", "exact lambda at polished checkpoints",
-             lambda: X.claim_exact_trajectory(ctx, X.run_exact_trajectory(ctx, prof.exact)))
-
     wall = time.perf_counter() - t_start
+    computed = units.computed + cache.computed  # cache.computed: points the verdicts had to compute themselves
+    reused = units.reused
+    sched = scheduler or "local"
     meta = {"profile": prof.name, "version": _version(), "torch": torch.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "device": device,
-            "gpu": torch.cuda.get_device_name(device) if device.startswith("cuda") else None, "wall_s": wall, "points_computed": cache.computed,
-            "points_reused": cache.reused, "settings": prof.to_dict(),
+            "threads": torch.get_num_threads(), "device": device, "scheduler": sched,
+            "workers": n_workers, "units_wall_s": t_units, "tasks_failed": units.failed,
+            "gpu": torch.cuda.get_device_name(device) if device.startswith("cuda") else None, "wall_s": wall,
+            "points_computed": computed, "points_reused": reused, "settings": prof.to_dict(),
             "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_report(out, results, meta)
     log("")
     log(summary_table(results))
-    log(f"\nwall time {wall:.0f} s ({cache.computed} points computed, {cache.reused} reused); report: {out / 'report.md'}")
+    log(f"\nwall time {wall:.0f} s ({computed} points computed, {reused} reused; scheduler {sched}); "
+        f"report: {out / 'report.md'}")
     return results
 
 

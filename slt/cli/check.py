@@ -1,4 +1,4 @@
-"""``slt check [--out DIR] [--quick | --full]``: theory versus experiment, the verdict report."""
+"""``slt check [--out DIR] [--quick | --full] [--scheduler ADDRESS|serial|local] [--workers N]``: theory versus experiment, the verdict report."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,12 @@ def register(subparsers) -> None:
                         "or all (slt.checks.family)")
     p.add_argument("--device", default="cpu",
                    help="cpu (default), cuda or cuda:N: where training and the trained-network LLCs run")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS|serial|local",
+                   help="where the units of work run: local (default: an embedded Dask LocalCluster, one worker "
+                        "process per core), serial (this process, no Dask; same numbers) or the address of a running "
+                        "Dask scheduler, e.g. tcp://host:8786 (its workers must see --out)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the embedded LocalCluster (default: one per core)")
     p.set_defaults(func=run)
 
 
@@ -33,5 +39,6 @@ def run(args: argparse.Namespace) -> int:
         run_family_check(args.family, args.out if args.out != "slt-check" else "slt-check-family", quick=args.quick)
         return 0
     name = "full" if args.full else "quick" if args.quick else "default"
-    run_check(profile(name), args.out, only=tuple(args.only) if args.only else None, device=args.device)
+    run_check(profile(name), args.out, only=tuple(args.only) if args.only else None, device=args.device,
+              scheduler=args.scheduler, n_workers=args.workers)
     return 0
