@@ -295,12 +295,23 @@ def open_client(scheduler: str | None = None, n_workers: int | None = None, thre
             dash = f", dashboard {client.dashboard_link}" if dashboard_address is not None else ""
             log(f"Dask LocalCluster: {n} worker process(es) x {threads_per_worker} thread(s){dash}")
         return client, cluster
-    if not isinstance(scheduler, str) or "://" not in scheduler and ":" not in scheduler:
-        raise ValueError(f"scheduler must be {SCHEDULER_HELP}, got {scheduler!r}")
+    check_scheduler(scheduler, n_workers)
     client = Client(scheduler)
     if log is not None:
         log(f"Dask scheduler {scheduler}: {len(client.scheduler_info().get('workers', {}))} worker(s)")
     return client, None
+
+
+def check_scheduler(scheduler: str | None, n_workers: int | None = None) -> None:
+    """ValueError naming the parameter unless ``scheduler`` is None, 'local', 'serial' or an address (host:port),
+    and ``n_workers`` None or >= 1 (None or 1 with 'serial')."""
+    if scheduler is not None and not (isinstance(scheduler, str) and (scheduler in ("local", "serial")
+                                                                      or ":" in scheduler)):
+        raise ValueError(f"scheduler must be {SCHEDULER_HELP}, got {scheduler!r}")
+    if n_workers is not None and (not isinstance(n_workers, int) or isinstance(n_workers, bool) or n_workers < 1):
+        raise ValueError(f"n_workers must be None or an integer >= 1, got {n_workers!r}")
+    if scheduler == "serial" and n_workers not in (None, 1):
+        raise ValueError(f"n_workers must be None or 1 with scheduler='serial', got {n_workers!r}")
 
 
 def open_runner(scheduler: str | None = None, n_workers: int | None = None, *, threads_per_worker: int = 1,
@@ -308,9 +319,8 @@ def open_runner(scheduler: str | None = None, n_workers: int | None = None, *, t
                 log: Callable[[str], None] | None = print) -> Runner:
     """A :class:`Runner` for ``scheduler`` (see :func:`open_client`; "serial": this process, no Dask). Use it as
     a context manager so an embedded cluster is closed (its worker processes end) when done."""
+    check_scheduler(scheduler, n_workers)
     if scheduler == "serial":
-        if n_workers not in (None, 1):
-            raise ValueError(f"n_workers must be None or 1 with scheduler='serial', got {n_workers!r}")
         return SerialRunner(threads_per_worker, retries)
     client, cluster = open_client(scheduler, n_workers, threads_per_worker, dashboard_address, log)
     run = DaskRunner(client, cluster, threads_per_worker, retries)

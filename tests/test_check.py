@@ -385,3 +385,16 @@ def test_run_check_rejects_a_bad_device(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             run_check(profile("quick"), tmp_path, device="cuda")
+
+
+def test_run_check_rejects_a_bad_scheduler(tmp_path, capsys):
+    from slt.checks import profile, run_check
+    from slt.cli import main
+
+    with pytest.raises(ValueError, match="scheduler must be"):
+        run_check(profile("quick"), tmp_path, scheduler="nowhere")
+    with pytest.raises(ValueError, match="n_workers must be None or 1 with scheduler='serial'"):
+        run_check(profile("quick"), tmp_path, scheduler="serial", n_workers=2)
+    assert main(["check", "--quick", "--out", str(tmp_path), "--workers", "0"]) == 2
+    assert "n_workers must be" in capsys.readouterr().err
+    assert not (tmp_path / "report.json").exists()

@@ -124,12 +124,10 @@ def run_check(
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} requested but CUDA is not available; use device='cpu'")
-    if scheduler is not None and not isinstance(scheduler, str):
-        raise ValueError(f"scheduler must be None, 'local', 'serial' or a scheduler address, got {scheduler!r}")
-    if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
-        raise ValueError(f"n_workers must be None or an integer >= 1, got {n_workers!r}")
+    from slt.execution import check_scheduler, open_runner
+
+    check_scheduler(scheduler, n_workers)
     want = lambda k: only is None or k in only  # noqa: E731
-    from slt.execution import open_runner
     from slt.runio import prepare_dir
 
     out = prepare_dir(out_dir, "out_dir")  # a file or unwritable path: one-line ValueError naming it
@@ -144,9 +142,11 @@ def run_check(
     try:
         for mod in mods:
             try:
-                units.submit(mod.units(ctx, prof, want))
+                declared = mod.units(ctx, prof, want)
             except Exception as err:  # its verdict recomputes in this process and records the error
                 log(f"  units of {mod.KEYS[0]} could not be declared: {type(err).__name__}: {err}")
+                continue
+            units.submit(declared)  # a scheduler that cannot be reached raises here: the user's to fix
         if units.run is not None:
             log(f"{units.reused} point(s) already cached; running the rest as tasks ({units.run.address})")
             try:
