@@ -155,9 +155,11 @@ class Runner:
     # the two back ends implement _start(job, fn, args, kwargs, resources) and _wait(progress) -> finished jobs
     def submit(self, fn: Callable, *args: Any, name: str, key: str | None = None,
                resources: dict[str, float] | None = None,
-               then: Callable[[Any], Iterable[Job] | None] | None = None, **kwargs: Any) -> Job:
+               then: Callable[[Any], Iterable[Job] | None] | None = None, priority: int = 0, **kwargs: Any) -> Job:
         """Submit ``fn(*args, **kwargs)``; :class:`Job` arguments are replaced by their results. ``then(result)``
-        runs in this process when the task finishes and may submit follow-up tasks (returning them or not)."""
+        runs in this process when the task finishes and may submit follow-up tasks (returning them or not).
+        ``priority``: among tasks ready at once, Dask starts higher ones first (the serial path runs in
+        submission order; the numbers do not depend on the order)."""
         key = key or name
         if key in self.jobs:
             job = self.jobs[key]
@@ -173,7 +175,7 @@ class Runner:
             job.then.append(then)
         self.jobs[key] = job
         self.submitted += 1
-        self._start(job, fn, args, kwargs, resources)
+        self._start(job, fn, args, kwargs, resources, priority)
         self._pending.append(job)
         return job
 
@@ -209,7 +211,7 @@ class Runner:
 class SerialRunner(Runner):
     """Every task in this process, in submission order (dependencies were submitted first), no Dask."""
 
-    def _start(self, job: Job, fn, args, kwargs, resources) -> None:
+    def _start(self, job: Job, fn, args, kwargs, resources, priority) -> None:
         job.handle = (fn, args, kwargs)
 
     def _wait(self) -> list[Job]:
@@ -217,7 +219,11 @@ class SerialRunner(Runner):
         fn, args, kwargs = job.handle
         args = tuple(a.done if isinstance(a, Job) else a for a in args)
         kwargs = {k: (v.done if isinstance(v, Job) else v) for k, v in kwargs.items()}
-        job.done = _run_task(fn, self.threads, args, kwargs)
+        try:
+            job.done = _run_task(fn, self.threads, args, kwargs)
+        except BaseException:
+            self._pending.remove(job)  # raised to the caller once; the runner stays usable
+            raise
         job.handle = None
         return [job]
 
@@ -238,12 +244,12 @@ class DaskRunner(Runner):
         self._ac = as_completed()
         self._by_future: dict[str, Job] = {}
 
-    def _start(self, job: Job, fn, args, kwargs, resources) -> None:
+    def _start(self, job: Job, fn, args, kwargs, resources, priority) -> None:
         args = tuple(a.handle if isinstance(a, Job) else a for a in args)
         kwargs = {k: (v.handle if isinstance(v, Job) else v) for k, v in kwargs.items()}
         # pure=False: a task writes files; key = ours, so the dashboard shows readable names
         fut = self.client.submit(_run_task, fn, self.threads, args, kwargs, key=f"{job.key}-{id(self):x}",
-                                 pure=False, retries=self.retries,
+                                 pure=False, retries=self.retries, priority=priority,
                                  resources=resources if self.use_resources else None)
         job.handle = fut
         self._by_future[fut.key] = job
@@ -252,7 +258,11 @@ class DaskRunner(Runner):
     def _wait(self) -> list[Job]:
         fut = next(self._ac)
         job = self._by_future[fut.key]
-        job.done = fut.result()  # a task that raised raises here, with its traceback
+        try:
+            job.done = fut.result()  # a task that raised raises here, with its traceback
+        except BaseException:
+            self._pending.remove(job)  # raised to the caller once; the runner stays usable
+            raise
         return [job]
 
     def close(self) -> None:

@@ -68,21 +68,28 @@ def test_bad_arguments_are_named():
     assert task_resources("cuda:1") == {"GPU": 1} and task_resources("cpu") is None
 
 
-def test_local_cluster_same_values_and_errors_raise():
-    """2 worker processes: the same values as serially; a task that raises re-raises in gather (after its
-    retries); the cluster is closed by the context manager (its processes end)."""
+@pytest.fixture(scope="module")
+def cluster():
+    """One real 2-process LocalCluster for this module's tests, closed at the end (no leaked processes)."""
     lines = []
     with open_runner(None, 2, dashboard_address=None, log=lines.append, retries=0) as run:
-        assert not run.serial and run.dashboard is None
-        vals, follow = _pipeline(run)
-        assert vals == [9, 82] and follow == [82 * 82]
-        assert run.gather([run.submit(_torch_threads, name="threads")], progress=None) == [1]
-        run.submit(_boom, 1, name="boom")
-        with pytest.raises(RuntimeError, match="boom 1"):
-            run.gather(progress=None)
-        cluster = run.cluster
-    assert lines and "2 worker process(es)" in lines[0]
-    assert cluster.status.name == "closed"
+        assert lines and "2 worker process(es)" in lines[0]
+        yield run
+    assert run.cluster.status.name == "closed"
+
+
+def test_local_cluster_same_values_and_errors_raise(cluster):
+    """2 worker processes: the same values as serially, 1 torch thread per task; a task that raises re-raises
+    in gather, and the runner stays usable after it."""
+    run = cluster
+    assert not run.serial and run.dashboard is None
+    vals, follow = _pipeline(run)
+    assert vals == [9, 82] and follow == [82 * 82]
+    assert run.gather([run.submit(_torch_threads, name="threads")], progress=None) == [1]
+    run.submit(_boom, 1, name="boom")
+    with pytest.raises(RuntimeError, match="boom 1"):
+        run.gather(progress=None)
+    assert run.gather([run.submit(_square_plus, 4, name="after boom")], progress=None) == [16]
 
 
 def test_slurm_job_script_is_built_without_submitting():
@@ -90,7 +97,7 @@ def test_slurm_job_script_is_built_without_submitting():
     from slt.execution import slurm_client
 
     client, cluster = slurm_client(cores=8, memory="32GB", walltime="01:00:00", queue="gpu", account="proj",
-                                   gpus=2, submit=False, scheduler_options={"dashboard_address": None})
+                                   gpus=2, submit=False, scheduler_options={"dashboard_address": ":0"})
     try:
         assert client is None
         script = cluster.job_script()
@@ -120,7 +127,7 @@ def _numbers(rep: dict) -> list:
     return [strip({k: v for k, v in c.items() if k != "notes"}) for c in rep["claims"]]
 
 
-def test_check_same_report_serial_and_local_cluster(tmp_path):
+def test_check_same_report_serial_and_local_cluster(tmp_path, cluster):
     """The paper-sweep claim of a tiny profile (2 training runs, each followed by its LLC sample): serial and
     a 2-process LocalCluster give identical verdicts and numbers; a rerun on the cluster computes nothing."""
     from dataclasses import replace
@@ -137,7 +144,7 @@ def test_check_same_report_serial_and_local_cluster(tmp_path):
     reports = {}
     for sched in ("serial", "local"):
         out = tmp_path / sched
-        run_check(prof, out, only=("paper_sweeps",), scheduler=sched, n_workers=None if sched == "serial" else 2,
+        run_check(prof, out, only=("paper_sweeps",), scheduler=sched, runner=cluster if sched == "local" else None,
                   log=lambda s: None)
         reports[sched] = json.loads((out / "report.json").read_text())
     assert reports["serial"]["meta"]["points_computed"] == reports["local"]["meta"]["points_computed"] == 4

@@ -60,7 +60,9 @@ class _Units:
             self.run = self._open()
         return self.run
 
-    def submit(self, units: list[Unit]) -> None:
+    def submit(self, units: list[Unit], depth: int = 0) -> None:
+        """``depth``: how many units precede these in their chain. Deeper units go first among the ready
+        ones, so a chain (train -> sample -> basins) finishes early instead of waiting behind every train."""
         from slt.execution import task_resources
 
         for u in units:
@@ -69,12 +71,13 @@ class _Units:
                 if u.key not in self._counted:  # one point asked for by two claims counts once
                     self._counted.add(u.key)
                     self.reused += 1
-                self._follow(u, value)
+                self._follow(u, value, depth)
                 continue
             self.runner().submit(run_unit, u.fn, str(self.ctx.out), u.device, u.args, name=u.name, key=u.key,
-                                 resources=task_resources(u.device), then=lambda res, u=u: self._finished(u, res))
+                                 resources=task_resources(u.device), priority=depth,
+                                 then=lambda res, u=u: self._finished(u, res, depth))
 
-    def _finished(self, u: Unit, res: dict) -> None:
+    def _finished(self, u: Unit, res: dict, depth: int) -> None:
         if u.key not in self._counted:  # two claims sharing one task: count its points once
             self._counted.add(u.key)
             self.computed += res.get("computed", 0)
@@ -83,13 +86,13 @@ class _Units:
             self.failed.append(f"{u.name}: {res['error']}")
             self.ctx.log(f"  {u.name} FAILED: {res['error']} (its claim reports it)")
             return
-        self._follow(u, res["value"])
+        self._follow(u, res["value"], depth)
 
-    def _follow(self, u: Unit, value) -> None:
+    def _follow(self, u: Unit, value, depth: int) -> None:
         if u.then is None:
             return
         try:
-            self.submit(u.then(value) or [])
+            self.submit(u.then(value) or [], depth + 1)
         except Exception as err:  # the verdict recomputes in this process and records the error
             self.failed.append(f"after {u.name}: {type(err).__name__}: {err}")
             self.ctx.log(f"  follow-ups of {u.name} FAILED: {type(err).__name__}: {err} (its claim reports it)")
@@ -108,6 +111,7 @@ def run_check(
     device: str = "cpu",
     scheduler: str | None = None,
     n_workers: int | None = None,
+    runner=None,
 ) -> list[ClaimResult]:
     """Run the claims of ``prof`` (all, or those named in ``only``), write the report into ``out_dir``.
 
@@ -115,7 +119,8 @@ def run_check(
     there; the closed-form cases (networks of a few dozen parameters) always run on the CPU. ``scheduler``:
     None or 'local' (embedded Dask LocalCluster of ``n_workers`` processes, default one per core), 'serial'
     (this process, no Dask) or the address of a running Dask scheduler whose workers see ``out_dir`` (a shared
-    file system); the report is the same on each (same seeds, same device)."""
+    file system); the report is the same on each (same seeds, same device). ``runner``: an open
+    :class:`slt.execution.Runner` to use instead (``scheduler``/``n_workers`` ignored; left open)."""
     if only is not None:
         unknown = sorted(set(only) - set(CLAIM_KEYS))
         if unknown:
@@ -138,9 +143,11 @@ def run_check(
     mods = [m for m in C.MODULES if any(want(k) for k in m.KEYS)]
 
     # phase 1: the units of every claim asked for, on the task layer
-    units = _Units(ctx, lambda: open_runner(scheduler, n_workers, log=log))
+    units = _Units(ctx, (lambda: runner) if runner is not None else (lambda: open_runner(scheduler, n_workers, log=log)))
     try:
         for mod in mods:
+            if not hasattr(mod, "units"):  # a claim without declared units computes in its verdict, in this process
+                continue
             try:
                 declared = mod.units(ctx, prof, want)
             except Exception as err:  # its verdict recomputes in this process and records the error
@@ -154,7 +161,8 @@ def run_check(
             except Exception as err:  # e.g. a task whose workers kept dying: the verdicts compute what is missing
                 log(f"  the task layer stopped: {type(err).__name__}: {err}; missing points are computed here")
     finally:
-        units.close()
+        if runner is None:
+            units.close()
     t_units = time.perf_counter() - t_start
 
     # phase 2: verdicts in claim order, reading the points back
@@ -175,7 +183,7 @@ def run_check(
     wall = time.perf_counter() - t_start
     computed = units.computed + cache.computed  # cache.computed: points the verdicts had to compute themselves
     reused = units.reused
-    sched = scheduler or "local"
+    sched = (scheduler or "local") if runner is None else runner.address
     meta = {"profile": prof.name, "version": _version(), "torch": torch.__version__, "python": platform.python_version(),
             "threads": torch.get_num_threads(), "device": device, "scheduler": sched,
             "workers": n_workers, "units_wall_s": t_units, "tasks_failed": units.failed,

@@ -12,6 +12,9 @@ to the task layer (:mod:`slt.execution`), then runs the verdicts in claim order.
     paper_sweeps     5         LLC vs p and vs K in absolute value
     exact_trajectory 7         exact lambda at polished checkpoints
 
+To add a claim: a module with KEYS, TITLE, ``verdict`` and (optionally: without it the verdict computes its
+points in the submitting process, serially) ``units``, appended to ``MODULES``.
+
 ``Context`` (out, cache, log, device) and the shared helpers live in :mod:`slt.checks.claims.common`; the
 names below stay importable from ``slt.checks.claims`` as before.
 """
