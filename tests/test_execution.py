@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import signal
+import threading
+import time
 
 import pytest
 
@@ -129,7 +133,8 @@ def _numbers(rep: dict) -> list:
 
 def test_check_same_report_serial_and_local_cluster(tmp_path, cluster):
     """The paper-sweep claim of a tiny profile (2 training runs, each followed by its LLC sample): serial and
-    a 2-process LocalCluster give identical verdicts and numbers; a rerun on the cluster computes nothing."""
+    a 2-process LocalCluster whose workers are killed mid-run give identical verdicts and numbers; a rerun
+    computes nothing and starts no cluster."""
     from dataclasses import replace
 
     from slt.checks import profile, run_check
@@ -142,11 +147,28 @@ def test_check_same_report_serial_and_local_cluster(tmp_path, cluster):
                                                                  sgld=SGLDSettings(num_chains=2, num_draws=20,
                                                                                    num_burnin=10)))
     reports = {}
-    for sched in ("serial", "local"):
-        out = tmp_path / sched
-        run_check(prof, out, only=("paper_sweeps",), scheduler=sched, runner=cluster if sched == "local" else None,
-                  log=lambda s: None)
-        reports[sched] = json.loads((out / "report.json").read_text())
+    run_check(prof, tmp_path / "serial", only=("paper_sweeps",), scheduler="serial", log=lambda s: None)
+    reports["serial"] = json.loads((tmp_path / "serial" / "report.json").read_text())
+    # on the cluster, both workers are SIGKILLed as soon as a training run has written its first checkpoint:
+    # Dask reschedules the lost tasks on the restarted workers and train() resumes from the run folder
+    pids = set(cluster.client.run(os.getpid).values())
+    killed = {}
+
+    def killer() -> None:
+        t0 = time.time()
+        while time.time() - t0 < 60 and not killed:
+            if list((tmp_path / "local" / "runs").glob("*/checkpoints/step_*.pt")):
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                killed["at"] = time.time() - t0
+            time.sleep(0.002)
+
+    th = threading.Thread(target=killer)
+    th.start()
+    run_check(prof, tmp_path / "local", only=("paper_sweeps",), runner=cluster, log=lambda s: None)
+    th.join()
+    reports["local"] = json.loads((tmp_path / "local" / "report.json").read_text())
+    assert killed and not (set(cluster.client.run(os.getpid).values()) & pids), "no worker was killed"
     assert reports["serial"]["meta"]["points_computed"] == reports["local"]["meta"]["points_computed"] == 4
     assert _numbers(reports["serial"]) == _numbers(reports["local"])
     lines = []
