@@ -58,6 +58,14 @@ def read_summary(run_dir: str | os.PathLike, config: TrainConfig) -> dict | None
     return got if got.get("config") == config.to_dict() else None
 
 
+def _label(configs: Sequence[TrainConfig], i: int) -> str:
+    """'train lr=0.001 weight_decay=0.0001 (3f2a...)': the fields that vary across the sweep, and the run folder."""
+    dicts = [c.to_dict() for c in configs]
+    varying = [k for k in dicts[i] if any(d[k] != dicts[i][k] for d in dicts)]
+    text = " ".join(f"{k}={dicts[i][k]}" for k in varying)
+    return f"train {text} ({configs[i].hash()[:8]})" if text else f"train {configs[i].hash()}"
+
+
 def train_sweep(configs: Sequence[TrainConfig], out_dir: str | os.PathLike, *, scheduler: str | None = None,
                 n_workers: int | None = None, progress: Callable[[str], None] | None = print,
                 runner=None) -> list[dict]:
@@ -94,7 +102,7 @@ def train_sweep(configs: Sequence[TrainConfig], out_dir: str | os.PathLike, *, s
         run = open_runner(scheduler, n_workers, log=progress) if own else runner
         try:
             jobs = {i: run.submit(run_summary, configs[i].to_dict(), str(out / configs[i].hash()),
-                                  name=f"train {configs[i].hash()}", key=f"train-{configs[i].hash()}",
+                                  name=_label(configs, i), key=f"train-{configs[i].hash()}",
                                   resources=task_resources(configs[i].device)) for i in todo}
             values = run.gather(list(jobs.values()), progress=progress)
         finally:

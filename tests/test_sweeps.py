@@ -3,6 +3,7 @@ mid-task is retried and resumes from disk, a rerun recomputes nothing."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -84,7 +85,8 @@ def test_local_cluster_with_killed_worker_matches_serial(serial_rows, tmp_path):
     assert not (after & pids), "the killed workers were not replaced"
     assert _numbers(rows) == _numbers(serial_rows)
     assert [r["reused"] for r in rows] == [False, False]
-    assert any(line.startswith("[2/2] train ") and "ETA" in line for line in lines), lines
+    done = [line for line in lines if re.match(r"\[\d/2\] train lr=", line)]
+    assert len(done) == 2 and done[-1].startswith("[2/2] train lr=") and "ETA" in done[-1], lines
     # rerun: everything is read from disk, nothing submitted (the scheduler address is never contacted)
     again = train_sweep(grid, tmp_path, scheduler="tcp://127.0.0.1:9", progress=lines.append)
     assert [r["reused"] for r in again] == [True, True]
