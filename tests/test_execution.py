@@ -96,6 +96,17 @@ def test_local_cluster_same_values_and_errors_raise(cluster):
     assert run.gather([run.submit(_square_plus, 4, name="after boom")], progress=None) == [16]
 
 
+def test_existing_scheduler_by_address(cluster):
+    """An address (what --scheduler ADDRESS passes): a client on that scheduler; closing it leaves the cluster up."""
+    lines = []
+    with open_runner(cluster.address, log=lines.append) as run:
+        assert run.cluster is None and run.use_resources and run.address == cluster.address
+        vals, follow = _pipeline(run)
+        assert vals == [9, 82] and follow == [82 * 82]
+    assert "2 worker(s)" in lines[0]
+    assert cluster.gather([cluster.submit(_square_plus, 5, name="still up")], progress=None) == [25]
+
+
 def test_slurm_job_script_is_built_without_submitting():
     pytest.importorskip("dask_jobqueue")
     from slt.execution import slurm_client
