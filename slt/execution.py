@@ -22,6 +22,9 @@ external scheduler a task for device 'cuda' is submitted with ``resources={"GPU"
 so it runs only there and one at a time per GPU. An embedded LocalCluster asks for no resources (its workers share
 the machine's GPUs; use ``n_workers`` to bound how many tasks share one).
 
+In a script, open an embedded cluster under ``if __name__ == "__main__":`` (its worker processes are spawned and
+re-import the script); the ``slt`` command and ``python -m slt`` already are.
+
 Progress: one plain line per finished task (``[k/N] name done in 12.3 s, elapsed 1m05s, ETA 3m10s``), the
 Dask dashboard link once when an embedded cluster starts.
 """
@@ -302,7 +305,14 @@ def open_client(scheduler: str | None = None, n_workers: int | None = None, thre
                                dashboard_address=dashboard_address)
         client = Client(cluster)
         if log is not None:
-            dash = f", dashboard {client.dashboard_link}" if dashboard_address is not None else ""
+            dash = ""
+            if dashboard_address is not None:
+                try:
+                    import bokeh  # noqa: F401  (Dask serves its dashboard only with bokeh installed)
+
+                    dash = f", dashboard {client.dashboard_link}"
+                except ImportError:
+                    dash = " (live dashboard: pip install 'slt[cluster]', which adds bokeh)"
             log(f"Dask LocalCluster: {n} worker process(es) x {threads_per_worker} thread(s){dash}")
         return client, cluster
     check_scheduler(scheduler, n_workers)

@@ -7,6 +7,9 @@
     rows = train_sweep(grid, "runs/lr_wd")                     # embedded LocalCluster, one process per core
     rows = train_sweep(grid, "runs/lr_wd", scheduler="serial")  # same numbers, this process only
 
+In a script, call it under ``if __name__ == "__main__":``: the LocalCluster's worker processes are spawned and
+re-import the script (multiprocessing's spawn start method), which must not start a second sweep.
+
 Each config trains all its seeds at once (vectorised inside the task) in ``out_dir/<config.hash()>/`` with
 :func:`slt.training.train` (resumable: a task whose worker died resumes from its last saved state, bit-identical
 to an uninterrupted run) and ends by writing ``summary.json`` there atomically. A run whose summary.json exists
