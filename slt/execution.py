@@ -107,16 +107,27 @@ class Progress:
     """Plain progress lines: ``[k/N] name done in 12.3 s, elapsed 1m05s, ETA 3m10s``.
 
     The ETA is (elapsed / k) x (N - k): the mean pace so far over the tasks still to finish (N grows when a
-    finished task adds follow-ups, so the ETA counts only the tasks known so far)."""
+    finished task adds follow-ups, so the ETA counts only the tasks known so far). When the lines go to ``print``
+    and stdout is a terminal, a tqdm bar (tasks done, elapsed, ETA) stays below them (``bar=None``: decide so)."""
 
-    def __init__(self, log: Callable[[str], None] | None = print, total: int = 0) -> None:
+    def __init__(self, log: Callable[[str], None] | None = print, total: int = 0, bar: bool | None = None) -> None:
         self.log = log
         self.total = total
         self.finished = 0
         self.t0 = time.perf_counter()
+        if bar is None:
+            bar = log is print and stdout_is_terminal()
+        self._bar = None
+        if bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="task", dynamic_ncols=True, leave=False)
 
     def add(self, n: int = 1) -> None:
         self.total += n
+        if self._bar is not None and n:
+            self._bar.total = self.total
+            self._bar.refresh()
 
     def done(self, name: str, seconds: float, where: str = "") -> str:
         self.finished += 1
@@ -125,9 +136,17 @@ class Progress:
         eta = elapsed / self.finished * left
         line = (f"[{self.finished}/{self.total}] {name} done in {seconds:.1f} s" + (f" ({where})" if where else "")
                 + f", elapsed {_hms(elapsed)}, ETA {_hms(eta) if left else '0s'}")
-        if self.log is not None:
+        if self._bar is not None:
+            self._bar.write(line)  # above the bar
+            self._bar.update(1)
+        elif self.log is not None:
             self.log(line)
         return line
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 # ---------------------------------------------------------------------------------------------- runners
@@ -189,15 +208,17 @@ class Runner:
         """Run until every pending task (and every follow-up they add) has finished; return the values of
         ``jobs`` (all jobs submitted so far when None) in their order. A task that fails raises here."""
         prog = Progress(progress, total=len(self._pending))
-        self._progress = prog
-        while self._pending:
-            for job in self._wait():
-                self._pending.remove(job)
-                prog.done(job.name, job.done.seconds, "" if self.serial else job.done.where)
-                for then in job.then:
-                    n_before = len(self._pending)
-                    self._follow(then, job.done.value)
-                    prog.add(len(self._pending) - n_before)
+        try:
+            while self._pending:
+                for job in self._wait():
+                    self._pending.remove(job)
+                    prog.done(job.name, job.done.seconds, "" if self.serial else job.done.where)
+                    for then in job.then:
+                        n_before = len(self._pending)
+                        self._follow(then, job.done.value)
+                        prog.add(len(self._pending) - n_before)
+        finally:
+            prog.close()
         wanted = list(self.jobs.values()) if jobs is None else list(jobs)
         return [j.done.value for j in wanted]
 
