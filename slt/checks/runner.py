@@ -92,10 +92,12 @@ class _Units:
         if u.then is None:
             return
         try:
-            self.submit(u.then(value) or [], depth + 1)
+            follow = u.then(value) or []
         except Exception as err:  # the verdict recomputes in this process and records the error
             self.failed.append(f"after {u.name}: {type(err).__name__}: {err}")
             self.ctx.log(f"  follow-ups of {u.name} FAILED: {type(err).__name__}: {err} (its claim reports it)")
+            return
+        self.submit(follow, depth + 1)  # a scheduler that cannot be reached raises: the user's to fix
 
     def close(self) -> None:
         if self.run is not None:
