@@ -304,12 +304,25 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+WORKER_MEMORY = 2**30  # what one idle worker process with torch imported holds, with headroom (~0.5 GiB RSS measured)
+
+
+def default_workers(threads_per_worker: int = 1) -> int:
+    """Worker processes of the embedded cluster: one per ``threads_per_worker`` cores, at most one per
+    WORKER_MEMORY of available memory (a 64-core node with little free memory does not start 64 torch processes)."""
+    from slt.runio import available_memory_bytes
+
+    n = max(1, _cores() // threads_per_worker)
+    mem = available_memory_bytes("cpu")
+    return n if mem is None else max(1, min(n, int(mem // WORKER_MEMORY)))
+
+
 def open_client(scheduler: str | None = None, n_workers: int | None = None, threads_per_worker: int = 1,
                 dashboard_address: str | None = ":0", log: Callable[[str], None] | None = print):
     """A ``(distributed.Client, cluster or None)`` pair.
 
-    ``scheduler`` None or "local": an embedded ``LocalCluster`` of ``n_workers`` processes (default: one per
-    core, at most the cores // threads_per_worker) with ``threads_per_worker`` threads each; its dashboard link
+    ``scheduler`` None or "local": an embedded ``LocalCluster`` of ``n_workers`` processes (default:
+    :func:`default_workers`, one per core) with ``threads_per_worker`` threads each; its dashboard link
     is logged once (``dashboard_address=None`` turns the dashboard off). Otherwise the address of a running
     scheduler (the cluster is then None: it is not ours to close)."""
     from distributed import Client, LocalCluster
@@ -321,7 +334,7 @@ def open_client(scheduler: str | None = None, n_workers: int | None = None, thre
     if not isinstance(threads_per_worker, int) or threads_per_worker < 1:
         raise ValueError(f"threads_per_worker must be an integer >= 1, got {threads_per_worker!r}")
     if scheduler is None or scheduler == "local":
-        n = n_workers or max(1, _cores() // threads_per_worker)
+        n = n_workers or default_workers(threads_per_worker)
         cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
                                dashboard_address=dashboard_address)
         client = Client(cluster)
