@@ -92,3 +92,19 @@ def test_local_recipe_within_10_percent_of_the_exact_lambda_at_a_polished_point(
     assert ex.lam is not None, ex.reason
     assert loc["reach"][0] < REACH_LOCAL, loc
     assert abs(loc["llc"][0] - ex.lam) <= 0.1 * ex.lam, (loc["llc"], ex.lam)
+
+
+def test_basin_order_verdict_uses_the_exact_claims_checkpoint_choice():
+    from slt.checks.local_llc import _basin_verdict
+
+    exact_rows = [{"train_acc": [1.0, 1.0], "test_acc": [0.1, 0.2], "seeds": [{"lam": 50.0}, {"lam": 50.0}]},
+                  {"train_acc": [1.0, 1.0], "test_acc": [0.6, 0.7], "seeds": [{"lam": 49.0}, {"lam": None}]},
+                  {"train_acc": [1.0, 1.0], "test_acc": [0.99, 0.97], "seeds": [{"lam": 48.0}, {"lam": 48.0}]}]
+    lower = [{"llc": [120.0, 118.0], "se": [1.0, 1.0]}, {"llc": [110.0, 111.0], "se": [1.0, 1.0]},
+             {"llc": [90.0, 92.0], "se": [1.0, 1.0]}]
+    v = _basin_verdict("t", lower, exact_rows, 2)
+    assert v.status == "agree" and v.details["differences"] == [30.0, 26.0] and v.details["exact_differences"] == [2.0, 2.0]
+    same = [{"llc": [100.0, 100.0], "se": [1.0, 1.0]}] * 3
+    assert _basin_verdict("t", same, exact_rows, 2).status == "inconclusive"
+    none = [{**r, "test_acc": [0.3, 0.3]} for r in exact_rows]
+    assert _basin_verdict("t", lower, none, 2).status == "inconclusive"

@@ -27,6 +27,17 @@ from test_llc_validation import CASES, quadratic_teacher  # noqa: E402
 
 from slt import estimate_llc  # noqa: E402
 
+if len(sys.argv) > 2 and sys.argv[1] == "table":  # python defaults.py table defaults_s2026.json -> markdown
+    rows = json.load(open(sys.argv[2]))["rows"]
+    print("| case | n_beta | exact | default (auto) | rel. err | z | flags | steps/chain | grad. evals | s | "
+          "fixed path (calibrate=False) | rel. err | flags |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        a, f = r["auto"], r["fixed"]
+        print(f"| {r['case']} | {r['n_beta']:.0e} | {a['exact']:.4g} | {a['llc']:.4g} ± {a['se']:.2g} | {a['rel']:+.1%} | "
+              f"{a['z']:+.1f} | {', '.join(a['flags']) or '-'} | {a['steps']:,} | {a['gradient_evals']:,} | "
+              f"{a['seconds']:.0f} | {f['llc']:.4g} ± {f['se']:.2g} | {f['rel']:+.1%} | {', '.join(f['flags']) or '-'} |")
+    sys.exit(0)
 SEED = int(sys.argv[1]) if len(sys.argv) > 1 else 2026
 FILTERS = sys.argv[2:]
 

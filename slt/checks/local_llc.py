@@ -219,6 +219,36 @@ def _peak_verdict(name: str, steps, rows, grok, S: int) -> tuple[Verdict, dict]:
     return v, det
 
 
+def _basin_verdict(name: str, rows, exact_rows, S: int) -> Verdict:
+    """llc(memorising checkpoint) - llc(grokked checkpoint) > 0 under the protocol, at the checkpoints the exact
+    claim compares (first with train acc >= 0.99 and test acc < 0.5; last with test acc >= 0.95), with the exact
+    difference beside it where both exact values are known. SE: the chains' SEs of the two estimates (quadrature),
+    pooled over the seeds that have both checkpoints."""
+    from slt.checks.claims.exact_trajectory import GROKKED, MEMORISED, NOT_GENERALISED
+
+    diffs, ses, exact_d = [], [], []
+    for s in range(S):
+        tr = [r["train_acc"][s] for r in exact_rows]
+        te = [r["test_acc"][s] for r in exact_rows]
+        i_mem = next((i for i in range(len(rows)) if tr[i] >= MEMORISED and te[i] < NOT_GENERALISED), None)
+        i_grk = next((i for i in range(len(rows) - 1, -1, -1) if te[i] >= GROKKED), None)
+        if i_mem is None or i_grk is None:
+            continue
+        diffs.append(rows[i_mem]["llc"][s] - rows[i_grk]["llc"][s])
+        ses.append(math.hypot(rows[i_mem]["se"][s], rows[i_grk]["se"][s]))
+        lm, lg = exact_rows[i_mem]["seeds"][s].get("lam"), exact_rows[i_grk]["seeds"][s].get("lam")
+        exact_d.append(None if lm is None or lg is None else lm - lg)
+    st = f"under protocol {name}: LLC(memorising checkpoint) > LLC(grokked checkpoint)"
+    det = {"differences": diffs, "se": ses, "exact_differences": exact_d}
+    if not diffs:
+        return Verdict(f"local/{name}/basin_order", st, INCONCLUSIVE, math.nan, math.nan, math.nan, math.nan, math.nan,
+                       "agree if the mean difference > 3 SE", "no seed has both a memorising and a grokked checkpoint "
+                       "among the exact claim's checkpoints", det)
+    m = float(np.mean(diffs))
+    se = float(math.sqrt(sum(x * x for x in ses)) / len(ses))
+    return compare_sign(f"local/{name}/basin_order", st, m, se, details=det)
+
+
 def _plot(path, name: str, label: str, steps, rows, exact_rows, curves, grok, S: int) -> None:
     import matplotlib
 
@@ -246,7 +276,9 @@ def _plot(path, name: str, label: str, steps, rows, exact_rows, curves, grok, S:
         tw = ax.twinx()
         for s in range(S):
             try:
-                tw.plot(curves["step"], np.asarray(curves["test_acc"])[:, s], color=colors[s % len(colors)], lw=0.8,
+                cs = np.asarray(curves["step"], float)
+                keep = cs > 0  # log axis
+                tw.plot(cs[keep], np.asarray(curves["test_acc"])[keep, s], color=colors[s % len(colors)], lw=0.8,
                         alpha=0.5)
             except (KeyError, IndexError, TypeError):
                 pass
@@ -255,7 +287,7 @@ def _plot(path, name: str, label: str, steps, rows, exact_rows, curves, grok, S:
     axr.axhline(REACH_LOCAL, color="k", lw=0.8, ls=":")
     axr.set_yscale("log")
     axr.set_ylabel("reach rms(w - w*)/rms(w*)")
-    axr.set_xscale("symlog", linthresh=100)
+    axr.set_xscale("log")
     axr.set_xlabel("training step")
     fig.tight_layout()
     try:
@@ -300,6 +332,7 @@ def claim_protocol_trajectory(ctx, spec: LocalLLCSpec) -> list[ClaimResult]:
                                               diagnostics_ok=ok, diagnostics_note=f"relaxed {r['relaxed']}, reach "
                                               f"{[round(x, 3) for x in r['reach']]} (local needs < {REACH_LOCAL})",
                                               details={"per_seed": table[-1]}))
+        verdicts.append(_basin_verdict(name, rows, traj["rows"], S))
         fig = f"local_llc_{name}.png"
         _plot(ctx.out / fig, name, pr["label"], steps, rows, traj["rows"], traj["summary"].get("metrics"), grok, S)
         reach = [x for r in rows for x in r["reach"]]
