@@ -30,6 +30,13 @@ times more steps than the stiffest. The automatic step size becomes eps = step_s
 the top eigenvalue of M^(1/2) (n_beta H(w) + gamma I) M^(1/2) (= 1 at w*), at w* and along pilot chains run
 in the same geometry. Only for d <= MAX_PRECONDITION_DIM parameters per copy (the metric is dense).
 
+Default path (``calibrate="auto"`` with no num_draws / num_burnin): the chain length is not fixed but chosen
+by the chains' own diagnostics (doubling segments until relaxed, >= 20 autocorrelation times of burn-in, R-hat
+<= 1.1 and SE <= 2.5% of the estimate, within ``max_steps``), followed by a step-halving check of the step-size
+bias; a result that does not pass carries ``diagnostics.flags`` and an LLCWarning naming what to change, and
+``result.calibration`` reports the cost (:func:`_auto_run`, issue 12). ``calibrate=False`` is the fixed-length
+estimator as before (8 chains x (500 + 1,000) steps).
+
 Chains run as one batched computation: a generic ``nn.Module`` through ``torch.func.functional_call``
 + ``vmap`` over a leading chain axis; a :class:`slt.models.QuadraticNet` through its own copy axis, so
 B copies (seeds, checkpoints) x C chains run together (:func:`estimate_llc_copies`).
