@@ -147,15 +147,17 @@ def run_check(
     # phase 1: the units of every claim asked for, on the task layer
     units = _Units(ctx, (lambda: runner) if runner is not None else (lambda: open_runner(scheduler, n_workers, log=log)))
     try:
+        roots: list[Unit] = []
         for mod in mods:
             if not hasattr(mod, "units"):  # a claim without declared units computes in its verdict, in this process
                 continue
             try:
-                declared = mod.units(ctx, prof, want)
+                roots += mod.units(ctx, prof, want)
             except Exception as err:  # its verdict recomputes in this process and records the error
                 log(f"  units of {mod.KEYS[0]} could not be declared: {type(err).__name__}: {err}")
-                continue
-            units.submit(declared)  # a scheduler that cannot be reached raises here: the user's to fix
+        # chains (train -> sample -> ...) first: the longest paths start early, single units fill the gaps
+        roots.sort(key=lambda u: u.then is None)
+        units.submit(roots)  # a scheduler that cannot be reached raises here: the user's to fix
         if units.run is not None:
             log(f"{units.reused} point(s) already cached; running the rest as tasks ({units.run.address})")
             try:
