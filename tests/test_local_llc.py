@@ -108,3 +108,22 @@ def test_basin_order_verdict_uses_the_exact_claims_checkpoint_choice():
     assert _basin_verdict("t", same, exact_rows, 2).status == "inconclusive"
     none = [{**r, "test_acc": [0.3, 0.3]} for r in exact_rows]
     assert _basin_verdict("t", lower, none, 2).status == "inconclusive"
+
+
+def test_units_follow_the_exact_claims_training_run(tmp_path):
+    """The task-layer entry points: nothing without a spec; with one, the exact claim's training unit (same cache
+    key, so shared with claim 7) whose follow-ups are the exact and protocol points."""
+    from types import SimpleNamespace
+
+    from slt.checks.cache import PointCache
+    from slt.checks.claims import Context
+    from slt.checks.claims.exact_trajectory import units as exact_units
+    from slt.checks.local_llc import LocalLLCSpec, units, verdict
+    from slt.checks.profiles import profile
+
+    ctx = Context(tmp_path, PointCache(tmp_path / "cache"), log=lambda *_: None)
+    assert units(ctx, SimpleNamespace(), lambda k: True) == [] and verdict(ctx, SimpleNamespace(), lambda k: True) == []
+    prof = profile("quick")
+    mine = units(ctx, SimpleNamespace(local_llc=LocalLLCSpec(prof.exact)), lambda k: True)
+    theirs = exact_units(ctx, prof, lambda k: True)
+    assert [u.key for u in mine] == [u.key for u in theirs] and mine[0].kind == "train"

@@ -172,6 +172,34 @@ def _protocol_point(ctx, cfg: dict, run_dir, step: int, protocol: SGLDProtocol, 
     return ctx.cache.get_or_compute("local-llc", _key(cfg, step, protocol, seed), compute)
 
 
+def units(ctx, prof, want) -> list:
+    """Units of work for the task layer (:mod:`slt.checks.claims`): the exact claim's training run, then per
+    selected checkpoint its exact point (the same cache key as claim 7, so shared) and one point per protocol.
+    Reads ``prof.local_llc`` (a :class:`LocalLLCSpec`, or None / absent: nothing to do)."""
+    from slt.checks.claims.common import Unit, _ckpt_schedule, train_unit
+    from slt.checks.claims.exact_trajectory import _exact_key, _exact_point, _exact_steps
+
+    spec = getattr(prof, "local_llc", None)
+    if spec is None:
+        return []
+    ex = spec.exact
+
+    def after_train(cfg: dict, run_dir, summary: dict) -> list:
+        steps, _ = _exact_steps(run_dir, ex, summary)
+        out = [Unit("exact", f"exact step {st}", "exact", _exact_key(cfg, st), _exact_point,
+                    (cfg, str(run_dir), st, ex.device, ex.n_probe), device=ex.device) for st in steps]
+        out += [Unit("sample", f"{pr.name} step {st}", "local-llc", _key(cfg, st, pr, spec.seed), _protocol_point,
+                     (cfg, str(run_dir), st, pr, spec.seed), device=ctx.device) for st in steps for pr in spec.protocols]
+        return out
+
+    return [train_unit(ctx, "exact", ex.train, _ckpt_schedule(ex.train, ex.n_checkpoints), after_train)]
+
+
+def verdict(ctx, prof, want) -> list[ClaimResult]:
+    spec = getattr(prof, "local_llc", None)
+    return [] if spec is None else claim_protocol_trajectory(ctx, spec)
+
+
 def run_protocols(ctx, spec: LocalLLCSpec) -> dict:
     """The exact claim's run and checkpoints (:func:`slt.checks.claims.exact_trajectory.run_exact_trajectory`,
     cached) and every protocol of ``spec`` at each of those checkpoints (one cached point per (step, protocol))."""
