@@ -61,7 +61,7 @@ def pick(metrics: dict, saved: list[int], s: int, which: list[str]) -> dict[str,
     return {k: v for k, v in out.items() if k in which}
 
 
-def point(run_dir: Path, step: int, s: int, centred: bool, n_probe: int) -> dict:
+def point(run_dir: Path, step: int, s: int, centred: bool, n_probe: int, newton_iter: int = 0) -> dict:
     from slt import exact_llc, polish
     from slt.theory.jacobian import point_from_net
     from slt.theory.polish import NotCriticalError
@@ -70,7 +70,7 @@ def point(run_dir: Path, step: int, s: int, centred: bool, n_probe: int) -> dict
     a, b, y = (t.cpu().numpy() for t in cp.data.train())
     U, V, A = point_from_net(cp.model, s)
     t0 = time.perf_counter()
-    pol = polish(U, V, A, a, b, y, centred=centred, max_iter=20, newton_iter=0)
+    pol = polish(U, V, A, a, b, y, centred=centred, max_iter=20, newton_iter=newton_iter)
     rec = {"step": step, "seed_index": s, "polish": {k: getattr(pol, k) for k in (
         "kind", "critical", "grad_norm_before", "grad_norm_after", "loss_before", "loss_after", "rel_distance",
         "iterations", "seconds", "message")}}
@@ -94,6 +94,9 @@ def main() -> None:
                     help="'which': each kind of checkpoint for every seed before the next kind")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (p=31 width=256 ...)")
     ap.add_argument("--n-probe", type=int, default=0)
+    ap.add_argument("--newton-iter", type=int, default=0,
+                    help="trust-region Newton steps after LM (> 0 to reach NON-interpolating critical points, e.g. "
+                         "where the width caps the rank: K (3p - 2) < p N')")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -123,7 +126,7 @@ def main() -> None:
         if f.exists():
             continue
         t = time.perf_counter()
-        rec = point(run_dir, step, s, centred, args.n_probe)
+        rec = point(run_dir, step, s, centred, args.n_probe, args.newton_iter)
         rec.update(seed=seed, kind=kind, train_acc=metrics["train_acc"][metrics["step"].index(step)][s],
                    test_acc=metrics["test_acc"][metrics["step"].index(step)][s], threads=torch.get_num_threads())
         atomic_write_json(f, json.loads(json.dumps(rec, default=str)))
