@@ -134,6 +134,32 @@ def fit_censored_lognormal(X: np.ndarray, lo: Sequence[float], hi: Sequence[floa
                        loglik=float(-res.fun), n=n, n_censored=int(np.sum(~np.isfinite(hi_a))))
 
 
+def fit_censored_nonlinear(mu_fn, theta0: Sequence[float], lo: Sequence[float], hi: Sequence[float | None],
+                           log_sigma0: float = math.log(0.2)) -> tuple[np.ndarray, float, float]:
+    """The same censored log-normal likelihood with a nonlinear median: log T_i = mu_fn(theta)[i] + sigma eps.
+
+    Used for the derived laws (e.g. AdamW's floor law of derivations/grokking_time.py); Nelder-Mead then BFGS from
+    ``theta0``. Returns (theta, sigma, log-likelihood); a theta where mu_fn is not finite has likelihood -inf."""
+    from scipy.optimize import minimize
+
+    lo_a = np.asarray([float(v) for v in lo])
+    hi_a = np.asarray([math.inf if v is None else float(v) for v in hi])
+    n = len(lo_a)
+    eye = np.eye(n)
+
+    def nll(z):
+        mu = np.asarray(mu_fn(z[:-1]), float)
+        if mu.shape != (n,) or not np.all(np.isfinite(mu)):
+            return 1e12
+        return -censored_loglik(mu, z[-1], eye, lo_a, hi_a)  # X = I: beta is the vector of medians
+
+    z0 = np.r_[np.asarray(theta0, float), log_sigma0]
+    r = minimize(nll, z0, method="Nelder-Mead", options={"maxiter": 20000, "xatol": 1e-8, "fatol": 1e-10})
+    r2 = minimize(nll, r.x, method="BFGS")
+    best = r2 if r2.fun < r.fun else r
+    return best.x[:-1], float(math.exp(best.x[-1])), float(-best.fun)
+
+
 def design_row(lr: float, weight_decay: float, init_scale: float, train_fraction: float) -> list[float]:
     """Row of the design matrix for :data:`FEATURES`."""
     return [1.0, math.log(lr), math.log(weight_decay), math.log(init_scale), math.log(train_fraction)]

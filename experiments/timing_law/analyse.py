@@ -58,17 +58,22 @@ def fit(rows, kind="full", fixed=None, names=None):
 
 
 def bootstrap(rows, kind="full", n_boot=N_BOOT, seed=0) -> np.ndarray:
-    """Refit on cells resampled with replacement (all seeds of a drawn cell together): (n_boot, k) betas."""
+    """Refit on cells resampled with replacement (all seeds of a drawn cell together), stratified by group (grid,
+    init-scale sweep, train-fraction sweep) so every resample can identify every exponent: (n_boot, k) betas."""
     rng = np.random.default_rng(seed)
     by_cell: dict[str, list] = {}
     for r in rows:
         if not r["collapsed"]:
             by_cell.setdefault(r["cell"], []).append(r)
-    keys = sorted(by_cell)
+    strata: dict[str, list] = {}
+    for name, rs in sorted(by_cell.items()):
+        strata.setdefault(rs[0]["group"], []).append(name)
     out = []
     for _ in range(n_boot):
-        pick = rng.choice(len(keys), size=len(keys), replace=True)
-        rs = [r for i in pick for r in by_cell[keys[i]]]
+        rs = []
+        for names in strata.values():
+            for i in rng.choice(len(names), size=len(names), replace=True):
+                rs += by_cell[names[i]]
         try:
             out.append(fit(rs, kind).beta)
         except Exception:  # a resample without spread in some feature: skip it
@@ -192,6 +197,8 @@ def analyse(cells: dict) -> dict:
             pred = [r["t_mem"] + C * max(math.log(r["norm_mem"] ** 2 / Vs), 1e-9) / (r["lr"] * r["wd"]) for r in rows_ho]
             cand["norm contraction (calibrated): T = T_mem + C ln(V_mem/V*)/(lr wd)"] = (
                 mape(pred, meas), {"C": C, "V*": Vs, "uses measured": "T_mem, V_mem of the held-out run"})
+        for k, v in derived_candidates(opt, rows_fit, rows_ho, cells, grid_names).items():
+            cand[k] = v
         cand["shipped law (full fit incl. init/frac sweeps)"] = (mape(predict_rows(rows_ho, e["beta"], "full"), meas), {})
         R["candidates"] = {k: {"mape": v[0], "params": v[1]} for k, v in cand.items()}
         R["candidates_n_heldout"] = len(rows_ho)
@@ -224,6 +231,75 @@ def analyse(cells: dict) -> dict:
         pass
     atomic_write_text(HERE / "tables.md", tables(cells, out))
     print(tables(cells, out))
+    return out
+
+
+INF_LOG = math.log(1e9)  # median of a run the law says never jumps: beyond any budget
+
+
+def derived_candidates(opt, rows_fit, rows_ho, cells, grid_names) -> dict:
+    """The derivation's laws (derivations/grokking_time.py) with their few constants fitted on the grid:
+    T = T_mem(lr, wd) + decay time, T_mem from a censored power-law fit of the memorisation step.
+      AdamW:  decay = ln((R - c lr/wd) / (1 - c lr/wd)) / (-2 ln(1 - lr wd))  (mean decay + noise floor; infinite
+              when c lr/wd >= 1); constants R = rho_0^2/rho_q^2 > 1, c = floor / rho_q^2.
+      Adam (coupled L2):  decay = [G(theta_0) - G(theta_q)] / (lr wd), G(t) = sqrt(wd^2 t^2 + s^2) - s asinh(s/(wd t)),
+              gradient noise s = s0 (lr/1e-3)^gamma (gamma = 0: the derivation at fixed noise); constants theta_0,
+              theta_q, s0, gamma."""
+    from slt.timing_law import fit_censored_nonlinear
+
+    fr = [r for r in rows_fit if not r["collapsed"]]
+    mem = fit_censored_lognormal(X_of(fr, "sep"), [r["t_mem"] - 25 if r["t_mem"] else 0 for r in fr],
+                                 [r["t_mem"] for r in fr])
+    def tmem(rows):
+        return np.exp(X_of(rows, "sep") @ np.asarray(mem.beta))
+
+    def mu_adamw(th, rows):
+        lr = np.array([r["lr"] for r in rows]); wd = np.array([r["wd"] for r in rows])
+        R, c = 1 + math.exp(th[0]), math.exp(th[1])
+        f = c * lr / wd
+        with np.errstate(all="ignore"):
+            dec = np.log((R - f) / (1 - f)) / (-2 * np.log1p(-lr * wd))
+            T = tmem(rows) + dec
+            return np.where(f < 1, np.log(T), INF_LOG)
+
+    def mu_adam(th, rows):
+        lr = np.array([r["lr"] for r in rows]); wd = np.array([r["wd"] for r in rows])
+        t0 = math.exp(th[0]); tq = t0 / (1 + math.exp(th[1])); s = math.exp(th[2]) * (lr / 1e-3) ** th[3]
+        G = lambda t: np.sqrt(wd ** 2 * t ** 2 + s ** 2) - s * np.arcsinh(s / (wd * t))  # noqa: E731
+        return np.log(tmem(rows) + (G(t0) - G(tq)) / (lr * wd))
+
+    out = {}
+    meas = [r["hi"] for r in rows_ho]
+    lo, hi = [r["lo"] for r in fr], [r["hi"] for r in fr]
+    if opt == "adamw":
+        best = None
+        for a0 in (1.0, 2.0, 3.0):
+            for c0 in (-9.0, -7.0, -5.0):
+                th, sg, ll = fit_censored_nonlinear(lambda t: mu_adamw(t, fr), [a0, c0], lo, hi)
+                if best is None or ll > best[2]:
+                    best = (th, sg, ll)
+        th, sg, ll = best
+        pred = list(np.exp(mu_adamw(th, rows_ho))) if rows_ho else []
+        out["derived AdamW (decay + noise floor): T = T_mem + ln((R - c lr/wd)/(1 - c lr/wd))/(2 lr wd)"] = (
+            mape(pred, meas), {"R": 1 + math.exp(th[0]), "c": math.exp(th[1]), "sigma": sg, "loglik": ll})
+    if opt == "adam":
+        for fix_gamma in (True, False):
+            best = None
+            for l0 in (0.0, 1.5, 3.0):
+                for ls in (-9.0, -7.0, -5.0):
+                    th0 = [l0, 0.0, ls] + ([] if fix_gamma else [0.5])
+                    f = (lambda t: mu_adam([*t, 0.0], fr)) if fix_gamma else (lambda t: mu_adam(t, fr))
+                    th, sg, ll = fit_censored_nonlinear(f, th0, lo, hi)
+                    if best is None or ll > best[2]:
+                        best = (th, sg, ll)
+            th, sg, ll = best
+            full = [*th, 0.0] if fix_gamma else list(th)
+            pred = list(np.exp(mu_adam(full, rows_ho))) if rows_ho else []
+            t0 = math.exp(full[0])
+            name = ("derived Adam-coupled ODE, fixed noise s" if fix_gamma else
+                    "derived Adam-coupled ODE, noise s ~ lr^gamma")
+            out[name] = (mape(pred, meas), {"theta_0": t0, "theta_q": t0 / (1 + math.exp(full[1])),
+                                            "s0": math.exp(full[2]), "gamma": full[3], "sigma": sg, "loglik": ll})
     return out
 
 
@@ -296,5 +372,30 @@ def tables(cells: dict, out: dict) -> str:
                 + (f" (+{c['censored']} censored at {c['budget']})" if c["censored"] else "")
                 for n, c in h["cells"].items()))
             L.append("")
+    tp = HERE / "trajectories.json"
+    if tp.exists():
+        L.append("Weight split along training (experiments/timing_law/trajectories.py): decay rate of |theta_M| per step "
+                 "between memorisation and test acc 0.5, measured (slope of -ln|theta_M|) vs predicted from the "
+                 "weight-decay term alone (AdamW: -ln(1 - lr wd); Adam: lr wd <theta_M, theta/sqrt(v)>/|theta_M|^2 from "
+                 "the optimiser's v), and the ratio |theta_F|/|theta_M|:\n")
+        L.append("| run | seed | key freqs | T_mem | T_0.5 | T_0.95 | rate measured | rate predicted | measured/predicted "
+                 "| lr*wd | |F|/|M| at T_mem | at T_0.5 | |theta_M| T_mem -> T_0.5 | median lr-free x = wd|w|/sqrt(v) |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for k, d in json.loads(tp.read_text()).items():
+            for sd in d["seeds"]:
+                f = sd["decay_fit"]
+                if not f:
+                    L.append(f"| {k} | {sd['seed']} | {len(sd['key_frequencies'])} | {sd['memorisation']} | {sd['jump50']} | "
+                             f"{sd['jump95']} | - | - | - | - | - | - | - | - |")
+                    continue
+                pr = f["predicted_rate"]
+                xm = f["median_x_at_mem"]
+                L.append(f"| {k} | {sd['seed']} | {len(sd['key_frequencies'])} | {sd['memorisation']} | {sd['jump50']} | "
+                         f"{sd['jump95']} | {f['measured_rate']:.3g} | {pr:.3g} | {f['measured_rate'] / pr:.2f} | "
+                         f"{f['eta_lambda']:.3g} | {f['ratio_F_over_M_at_mem']:.2f} | {f['ratio_F_over_M_at_j50']:.2f} | "
+                         f"{f['norm_M_mem']:.1f} -> {f['norm_M_j50']:.1f} | "
+                         f"{'-' if xm is None else format(xm, '.3g')} -> "
+                         f"{'-' if f['median_x_at_j50'] is None else format(f['median_x_at_j50'], '.3g')} |")
+        L.append("")
     L.append(f"Training wall time, all cells: {out['train_wall_s_total'] / 60:.1f} min (1 torch thread, shared 2-core machine)")
     return "\n".join(L) + "\n"

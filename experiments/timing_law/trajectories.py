@@ -100,69 +100,91 @@ def run_case(opt_name: str, lr: float, wd: float, seeds=(0, 1), max_steps: int =
         per_copy.sum().backward()
         opt.step()
     wall = time.time() - t0
-    # key frequencies from the final net, per seed; then the split along the trajectory
+    # per snapshot and seed: the spectral power P_k of theta at each frequency k (k = 0: the constant) and, for Adam,
+    # c_k = <P_k theta, theta / (sqrt(v_hat) + eps)>; any Fourier / memorising split is then a sum over k (the DFT
+    # projectors are orthogonal), chosen afterwards by key_frequencies()
     Q, freq = dft_basis(cfg.p)
     freq = np.array(freq)
+    K = (cfg.p - 1) // 2 + 1
     out = {"optimizer": opt_name, "lr": lr, "wd": wd, "steps": rec["step"], "wall_s": wall, "seeds": []}
+    Qt = torch.as_tensor(Q)
+    projs = [torch.as_tensor(Q[freq == k].T @ Q[freq == k]) for k in range(K)]
     for c, seed in enumerate(cfg.seeds):
-        fin = rec["params"][-1]
-        U, V, A = (fin[n][0][c].double().numpy() for n in names)
-        pw = spectra(U, V, A, Q)
-        per_k = np.array([pw[freq == k].sum() for k in range(1, (cfg.p - 1) // 2 + 1)])
-        order = np.argsort(per_k)[::-1]
-        cum = np.cumsum(per_k[order]) / per_k.sum()
-        keys = sorted(int(k) + 1 for k in order[: int(np.searchsorted(cum, 0.9)) + 1])
-        mask = np.isin(freq, keys)
-        nF, nM, nT, k_pred, x_med = [], [], [], [], []
+        Pk, Ck, Xm = [], [], []
         for snap in rec["params"]:
-            Ut, Vt, At = (snap[n][0][c].double() for n in names)
-            F = fourier_parts(Ut, Vt, At, Q, mask)
-            M = [w - f for w, f in zip((Ut, Vt, At), F)]
-            nf2 = sum(float((f ** 2).sum()) for f in F)
-            nm2 = sum(float((m ** 2).sum()) for m in M)
-            nF.append(math.sqrt(nf2))
-            nM.append(math.sqrt(nm2))
-            nT.append(math.sqrt(nf2 + nm2))
-            if opt_name == "adam" and snap["U"][1] is not None:
-                num, xs = 0.0, []
-                for n, m in zip(names, M):
-                    w, den = snap[n][0][c].double(), snap[n][1][c].double()
-                    num += float((m * w / den).sum())
-                    xs.append((wd * w.abs() / den).flatten())
-                k_pred.append(lr * wd * num / nm2)
-                x_med.append(float(torch.cat(xs).median()))
-            elif opt_name == "adamw":
-                k_pred.append(-math.log(1 - lr * wd))
-                x_med.append(None)
-            else:
-                k_pred.append(None)
-                x_med.append(None)
+            ws = [snap[n][0][c].double() for n in names]
+            ws = [ws[0], ws[1], ws[2].T]  # token / class axis first
+            dens = [None if snap[n][1] is None else snap[n][1][c].double() for n in names]
+            if dens[0] is not None:
+                dens = [dens[0], dens[1], dens[2].T]
+            pk, ck = [], []
+            for P in projs:
+                proj = [P @ w for w in ws]
+                pk.append(sum(float((x * w).sum()) for x, w in zip(proj, ws)))
+                if dens[0] is not None:
+                    ck.append(sum(float((x * w / d).sum()) for x, w, d in zip(proj, ws, dens)))
+            Pk.append(pk)
+            Ck.append(ck or None)
+            # Adam's regime indicator x = wd |w| / sqrt(v_hat): >> 1 sign descent (decay-dominated), << 1 noise-dominated
+            Xm.append(None if dens[0] is None else
+                      float(torch.cat([(wd * w.abs() / d).flatten() for w, d in zip(ws, dens)]).median()))
         tr = [r[c] for r in rec["train_acc"]]
         te = [r[c] for r in rec["test_acc"]]
-        mem = next((s for s, v in zip(rec["step"], tr) if v >= 0.99), None)
-        j50 = next((s for s, v in zip(rec["step"], te) if v >= 0.5), None)
-        j95 = next((s for s, v in zip(rec["step"], te) if v >= 0.95), None)
+        out["seeds"].append({"seed": seed, "power": Pk, "c": Ck, "x_median": Xm, "test_acc": te, "train_acc": tr,
+                             "memorisation": next((s for s, v in zip(rec["step"], tr) if v >= 0.99), None),
+                             "jump50": next((s for s, v in zip(rec["step"], te) if v >= 0.5), None),
+                             "jump95": next((s for s, v in zip(rec["step"], te) if v >= 0.95), None)})
+    del Qt
+    return out
+
+
+def key_frequencies(power_final: list[float], factor: float = 4.0) -> list[int]:
+    """Key frequencies of a grokked net: k >= 1 whose power exceeds ``factor`` x the median over k >= 1 (peaks above
+    the flat background that random and memorising weights spread over all frequencies)."""
+    pk = np.asarray(power_final[1:])
+    return [int(k) + 1 for k in np.nonzero(pk > factor * np.median(pk))[0]]
+
+
+def summarise(d: dict) -> list[dict]:
+    """Per seed: the split along the trajectory, and the decay-rate fit of |theta_M| between memorisation and the
+    0.5 jump against the rate predicted from the weight-decay term alone."""
+    lr, wd, steps = d["lr"], d["wd"], d["steps"]
+    out = []
+    for sd in d["seeds"]:
+        keys = key_frequencies(sd["power"][-1])
+        nF = [math.sqrt(sum(pk[k] for k in keys)) for pk in sd["power"]]
+        nT = [math.sqrt(sum(pk)) for pk in sd["power"]]
+        nM = [math.sqrt(max(t * t - f * f, 0.0)) for t, f in zip(nT, nF)]
+        kp = []
+        for pk, ck in zip(sd["power"], sd["c"]):
+            m2 = sum(pk) - sum(pk[k] for k in keys)
+            if d["optimizer"] == "adamw":
+                kp.append(-math.log(1 - lr * wd))
+            elif ck is not None:
+                kp.append(lr * wd * (sum(ck) - sum(ck[k] for k in keys)) / m2)
+            else:
+                kp.append(None)
+        mem, j50 = sd["memorisation"], sd["jump50"]
         fit = None
-        if mem is not None and j50 is not None and j50 - mem >= 3 * RECORD:
-            i0, i1 = rec["step"].index(mem), rec["step"].index(j50)
-            xs_ = np.array(rec["step"][i0:i1 + 1], float)
-            ys_ = -np.log(np.array(nM[i0:i1 + 1]))
-            slope = float(np.polyfit(xs_, ys_, 1)[0])
-            kp = [k for k in k_pred[i0:i1 + 1] if k is not None]
-            fit = {"measured_rate": slope, "predicted_rate": float(np.mean(kp)) if kp else None,
-                   "eta_lambda": lr * wd,
+        peak = [max(pk[1:]) / float(np.median(pk[1:])) for pk in sd["power"]]
+        if keys and mem is not None and j50 is not None and j50 - mem >= 3 * RECORD:
+            i0, i1 = steps.index(mem), steps.index(j50)
+            slope = float(np.polyfit(np.array(steps[i0:i1 + 1], float), -np.log(np.array(nM[i0:i1 + 1])), 1)[0])
+            kpp = [k for k in kp[i0:i1 + 1] if k is not None]
+            fit = {"measured_rate": slope, "predicted_rate": float(np.mean(kpp)) if kpp else None, "eta_lambda": lr * wd,
                    "ratio_F_over_M_at_mem": nF[i0] / nM[i0], "ratio_F_over_M_at_j50": nF[i1] / nM[i1],
                    "norm_M_mem": nM[i0], "norm_M_j50": nM[i1], "norm_F_mem": nF[i0], "norm_F_j50": nF[i1],
-                   "median_x_at_mem": x_med[i0], "median_x_at_j50": x_med[i1]}
-        out["seeds"].append({"seed": seed, "key_frequencies": keys, "memorisation": mem, "jump50": j50, "jump95": j95,
-                             "norm_F": nF, "norm_M": nM, "norm_total": nT, "predicted_rate": k_pred,
-                             "median_x": x_med, "test_acc": te, "train_acc": tr, "decay_fit": fit})
+                   "norm_total_mem": nT[i0], "norm_total_j50": nT[i1]}
+        out.append({"seed": sd["seed"], "key_frequencies": keys, "memorisation": mem, "jump50": j50,
+                    "jump95": sd["jump95"], "norm_F": nF, "norm_M": nM, "norm_total": nT, "predicted_rate": kp,
+                    "decay_fit": fit, "test_acc": sd["test_acc"], "train_acc": sd["train_acc"],
+                    "peak_over_median_power": peak, "x_median": sd["x_median"]})
     return out
 
 
 def main() -> int:
     torch.set_num_threads(1)
-    path = HERE / "trajectories.json"
+    path = HERE / "trajectories_raw.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     for opt_name, lr, wd in CASES:
         key = f"{opt_name}_lr{lr:g}_wd{wd:g}"
@@ -170,11 +192,13 @@ def main() -> int:
             continue
         done[key] = run_case(opt_name, lr, wd)
         atomic_write_json(path, done)
-        for s in done[key]["seeds"]:
+        for s in summarise(done[key]):
             f = s["decay_fit"] or {}
             print(f"{key} seed {s['seed']}: keys {s['key_frequencies']} mem {s['memorisation']} j50 {s['jump50']} "
                   f"rate measured {f.get('measured_rate')} predicted {f.get('predicted_rate')} "
                   f"|F|/|M| {f.get('ratio_F_over_M_at_mem')} -> {f.get('ratio_F_over_M_at_j50')}", flush=True)
+    atomic_write_json(HERE / "trajectories.json",
+                      {k: {**{a: b for a, b in d.items() if a != "seeds"}, "seeds": summarise(d)} for k, d in done.items()})
     return 0
 
 
