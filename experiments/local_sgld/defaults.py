@@ -78,5 +78,5 @@ for name, build, nb in cases():
           f"flags {','.join(a['flags']) or '-':14s} steps {a['steps']:6d} evals {a['gradient_evals']:8d} {a['seconds']:5.1f}s "
           f"| fixed {f['llc']:8.4g} {f['rel']:+6.1%} flags {','.join(f['flags']) or '-'}", flush=True)
     rows.append(row)
-if not FILTERS:
-    json.dump({"seed": SEED, "rows": rows}, open(HERE / f"defaults_s{SEED}.json", "w"), indent=1, default=float)
+suffix = "" if not FILTERS else "_" + "_".join("".join(ch for ch in f if ch.isalnum()) for f in FILTERS)
+json.dump({"seed": SEED, "rows": rows}, open(HERE / f"defaults_s{SEED}{suffix}.json", "w"), indent=1, default=float)
