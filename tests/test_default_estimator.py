@@ -156,3 +156,17 @@ def test_default_on_every_validation_case_right_or_flagged():
         _assert_right_or_flagged(r, exact, f"seed {seed}, {c.name}", caught)
         flagged += r.flagged
     assert flagged <= 2, f"seed {seed}: {flagged} flagged\n" + "\n".join(lines)
+
+
+def test_a_temperature_too_low_for_lambda_is_flagged():
+    """Curvatures h in [0.01, 1] at n_beta 100: directions with n_beta h ~ gamma count partially, so the estimator's
+    own stationary value (the soft count) is ~80% of rank(H)/2 = lambda: flagged "n_beta_low" with a warning naming
+    n_beta, whatever the chains do."""
+    seed = _fresh_seed()
+    model, data, h, _ = regression(d=4, cond=100.0, seed=seed % 10_000)
+    with pytest.warns(LLCWarning, match="raise n_beta"):
+        r = estimate_llc(model, half_sq, data, n_beta=100.0, seed=seed, max_steps=3000)
+    pred = r.calibration["relaxation_prediction"]
+    assert "n_beta_low" in r.diagnostics.flags, (seed, r.diagnostics.flags, pred)
+    assert pred["hessian_rank_half"] == 2.0 and pred["stationary"] == pytest.approx(
+        0.5 * sum(100 * x / (100 * x + 1) for x in h), rel=1e-6)
