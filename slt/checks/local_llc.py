@@ -100,13 +100,13 @@ class LocalLLCSpec:
     seed: int = 1
 
 
-def _net_from_points(points, p: int, width: int, tied: bool, n_out: int):
+def _net_from_points(points, p: int, width: int, tied: bool, n_out: int, device: str = "cpu"):
     """A float64 QuadraticNet whose copies are the given (U, V or None, A) arrays."""
     import torch
 
     from slt.models import QuadraticNet
 
-    net = QuadraticNet(p, width, n_copies=len(points), tied=tied, n_out=n_out, dtype=torch.float64)
+    net = QuadraticNet(p, width, n_copies=len(points), tied=tied, n_out=n_out, dtype=torch.float64, device=device)
     with torch.no_grad():
         net.U.copy_(torch.as_tensor(np.stack([u for u, _, _ in points])))
         if not tied:
@@ -115,7 +115,7 @@ def _net_from_points(points, p: int, width: int, tied: bool, n_out: int):
     return net
 
 
-def sgld_at_checkpoint(model, data, loss_name: str, protocol: SGLDProtocol, seed: int = 1) -> dict:
+def sgld_at_checkpoint(model, data, loss_name: str, protocol: SGLDProtocol, seed: int = 1, device: str = "cpu") -> dict:
     """Every copy (seed) of a checkpoint's net under ``protocol``: plain numbers per copy (llc, se, reach, R-hat,
     relaxed, flags, eps) and, at="polished", how far the polish moved each copy and whether it reached a critical
     point (a copy that is not polished to a critical point is sampled where the polish stopped, and says so)."""
@@ -137,12 +137,12 @@ def sgld_at_checkpoint(model, data, loss_name: str, protocol: SGLDProtocol, seed
         for s in range(S):
             # the exact claim's polish (slt.checks.claims.exact_trajectory.exact_at_checkpoint): the same point
             pol = polish(*point_from_net(model, s), an, bn, yn, centred=loss_name == "centred_mse", max_iter=20,
-                         newton_iter=0)
+                         newton_iter=0, device=device)
             pts.append((pol.U, pol.V, pol.A))
             polish_info[s] = {"critical": pol.critical, "kind": pol.kind, "rel_distance": pol.rel_distance}
-        net = _net_from_points(pts, model.config.p, model.config.width, model.tied, model.config.out_dim)
+        net = _net_from_points(pts, model.config.p, model.config.width, model.tied, model.config.out_dim, device)
     else:
-        net = model.double()
+        net = model.double().to(device)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -167,7 +167,7 @@ def _protocol_point(ctx, cfg: dict, run_dir, step: int, protocol: SGLDProtocol, 
 
     def compute() -> dict:
         _, (cp,) = backend.load_checkpoints(run_dir, [step], device="cpu")
-        return {"step": step, **sgld_at_checkpoint(cp.model, cp.data, cfg["loss"], protocol, seed)}
+        return {"step": step, **sgld_at_checkpoint(cp.model, cp.data, cfg["loss"], protocol, seed, ctx.device)}
 
     return ctx.cache.get_or_compute("local-llc", _key(cfg, step, protocol, seed), compute)
 
