@@ -35,6 +35,21 @@ Proved from H2 (exact algebra below, SymPy):
        exponential regimes T - T_0 = (ln alpha + c) / rate: logarithmic in alpha (Lyu et al.'s log(alpha)/(eta
        lambda)); in Adam's sign-descent regime linear in theta_0 ~ alpha.
 
+Measured (experiments/timing_law/RESULTS.md; p 53, width 512, 40%, batch 128; theta_F per hidden unit: its U, V
+columns and A row projected on ITS OWN key frequency, the one holding most of its power once grokked -- the trained
+nets use all 26 frequencies across units, so a global few-frequency projection finds no Fourier part at all):
+  H1 SUPPORTED: |theta_F|/|theta_M| at the 0.5 jump is 0.76-0.84 in all 6 trajectories (Adam wd 6e-5 and 2.4e-4,
+     AdamW wd 1.2; 2 seeds each), from 0.42-0.46 at memorisation.
+  H2, H3 REFUTED as the mechanism: between memorisation and the jump |theta_M| does not decay, it GROWS 1.35-1.6x,
+     and |theta_F| grows 2.5-3.0x; the crossing comes from theta_F outgrowing theta_M, not from theta_M decaying at
+     the weight-decay rate (measured/predicted decay rate -0.02 to -0.70). The total norm grows too (x1.6-1.9), so
+     norm-contraction accounts do not describe this phase either.
+  The scaling predictions nevertheless hold approximately: AdamW lr, wd exponents -0.89 [-0.95, -0.82] and
+     -1.01 [-1.10, -0.91] (derivation: -1, -1); Adam (coupled) wd exponent -0.88 [-0.95, -0.81] inside [-1, 0]
+     (median x = wd|w|/sqrt(v) 0.04-0.18 < 1: the noise-dominated end, exponent near -1), lr exponent -0.80
+     [-0.87, -0.73], not -1: the noise s grows with lr (the ODE fitted with s ~ lr^gamma gives gamma 0.19, i.e.
+     lr exponent -0.81); init scale enters as a power (Adam +0.95, AdamW +0.67), not as log(alpha).
+
 Run: python derivations/grokking_time.py   or   slt derive grokking_time
 """
 from __future__ import annotations

@@ -377,23 +377,27 @@ def tables(cells: dict, out: dict) -> str:
         L.append("Weight split along training (experiments/timing_law/trajectories.py): decay rate of |theta_M| per step "
                  "between memorisation and test acc 0.5, measured (slope of -ln|theta_M|) vs predicted from the "
                  "weight-decay term alone (AdamW: -ln(1 - lr wd); Adam: lr wd <theta_M, theta/sqrt(v)>/|theta_M|^2 from "
-                 "the optimiser's v), and the ratio |theta_F|/|theta_M|:\n")
-        L.append("| run | seed | key freqs | T_mem | T_0.5 | T_0.95 | rate measured | rate predicted | measured/predicted "
-                 "| lr*wd | |F|/|M| at T_mem | at T_0.5 | |theta_M| T_mem -> T_0.5 | median lr-free x = wd|w|/sqrt(v) |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "the optimiser's v), and the ratio |theta_F|/|theta_M|. theta_F: each hidden unit's (U column, V column, "
+                 "A row) projected on the DFT basis at that unit's own key frequency (where most of its power sits at the "
+                 "end of the run, test acc >= 0.99); theta_M: the rest.\n")
+        L.append("| run | seed | distinct key freqs | T_mem | T_0.5 | T_0.95 | rate measured | rate predicted | measured/predicted "
+                 "| lr*wd | |F|/|M| at T_mem | at T_0.5 | |theta_M| T_mem -> T_0.5 | |theta_F| T_mem -> T_0.5 "
+                 "| median unit share at its key freq T_mem -> T_0.5 | Adam median x = wd|w|/sqrt(v) T_mem -> T_0.5 |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for k, d in json.loads(tp.read_text()).items():
             for sd in d["seeds"]:
                 f = sd["decay_fit"]
                 if not f:
-                    L.append(f"| {k} | {sd['seed']} | {len(sd['key_frequencies'])} | {sd['memorisation']} | {sd['jump50']} | "
-                             f"{sd['jump95']} | - | - | - | - | - | - | - | - |")
+                    L.append(f"| {k} | {sd['seed']} | {sd['n_distinct_keys']} | {sd['memorisation']} | {sd['jump50']} | "
+                             f"{sd['jump95']} |" + " - |" * 10)
                     continue
                 pr = f["predicted_rate"]
                 xm = f["median_x_at_mem"]
-                L.append(f"| {k} | {sd['seed']} | {len(sd['key_frequencies'])} | {sd['memorisation']} | {sd['jump50']} | "
+                L.append(f"| {k} | {sd['seed']} | {sd['n_distinct_keys']} | {sd['memorisation']} | {sd['jump50']} | "
                          f"{sd['jump95']} | {f['measured_rate']:.3g} | {pr:.3g} | {f['measured_rate'] / pr:.2f} | "
                          f"{f['eta_lambda']:.3g} | {f['ratio_F_over_M_at_mem']:.2f} | {f['ratio_F_over_M_at_j50']:.2f} | "
-                         f"{f['norm_M_mem']:.1f} -> {f['norm_M_j50']:.1f} | "
+                         f"{f['norm_M_mem']:.1f} -> {f['norm_M_j50']:.1f} | {f['norm_F_mem']:.1f} -> {f['norm_F_j50']:.1f} | "
+                         f"{f['unit_key_share_mem']:.2f} -> {f['unit_key_share_j50']:.2f} | "
                          f"{'-' if xm is None else format(xm, '.3g')} -> "
                          f"{'-' if f['median_x_at_j50'] is None else format(f['median_x_at_j50'], '.3g')} |")
         L.append("")

@@ -120,6 +120,8 @@ def trajectories(path: Path) -> None:
         ax2 = axes[1][j]
         ax2.plot(d["steps"], s["test_acc"], "C0-", label="test acc")
         ax2.plot(d["steps"], s["train_acc"], "C0--", label="train acc")
+        if "median_unit_key_share" in s:
+            ax2.plot(d["steps"], s["median_unit_key_share"], "C2-", label="unit power at own key freq (median)")
         ax2.set_xlabel("step")
         if j == 0:
             ax2.legend(fontsize=7)

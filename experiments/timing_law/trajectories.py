@@ -107,84 +107,102 @@ def run_case(opt_name: str, lr: float, wd: float, seeds=(0, 1), max_steps: int =
     freq = np.array(freq)
     K = (cfg.p - 1) // 2 + 1
     out = {"optimizer": opt_name, "lr": lr, "wd": wd, "steps": rec["step"], "wall_s": wall, "seeds": []}
+    # group the DFT rows by frequency: G (K, p) sums squared coefficients of the rows of frequency k
+    G = torch.as_tensor(np.stack([(freq == k).astype(float) for k in range(K)]))
     Qt = torch.as_tensor(Q)
-    projs = [torch.as_tensor(Q[freq == k].T @ Q[freq == k]) for k in range(K)]
+
+    def unit_power(ws):
+        """(K, m): power of each unit's (U column, V column, A row) at each frequency."""
+        return sum(G @ (Qt @ w) ** 2 for w in ws)
+
+    def unit_cross(ws, dens):
+        """(K, m): <P_k w_unit, (w / den)_unit> summed over the three tensors."""
+        return sum(G @ ((Qt @ w) * (Qt @ (w / d))) for w, d in zip(ws, dens))
+
     for c, seed in enumerate(cfg.seeds):
-        Pk, Ck, Xm = [], [], []
-        for snap in rec["params"]:
+        def tensors(snap):
             ws = [snap[n][0][c].double() for n in names]
-            ws = [ws[0], ws[1], ws[2].T]  # token / class axis first
-            dens = [None if snap[n][1] is None else snap[n][1][c].double() for n in names]
-            if dens[0] is not None:
-                dens = [dens[0], dens[1], dens[2].T]
-            pk, ck = [], []
-            for P in projs:
-                proj = [P @ w for w in ws]
-                pk.append(sum(float((x * w).sum()) for x, w in zip(proj, ws)))
-                if dens[0] is not None:
-                    ck.append(sum(float((x * w / d).sum()) for x, w, d in zip(proj, ws, dens)))
-            Pk.append(pk)
-            Ck.append(ck or None)
-            # Adam's regime indicator x = wd |w| / sqrt(v_hat): >> 1 sign descent (decay-dominated), << 1 noise-dominated
-            Xm.append(None if dens[0] is None else
-                      float(torch.cat([(wd * w.abs() / d).flatten() for w, d in zip(ws, dens)]).median()))
+            ws = [ws[0], ws[1], ws[2].T]  # token / class axis first: (p, m) each
+            dens = None
+            if snap["U"][1] is not None:
+                ds = [snap[n][1][c].double() for n in names]
+                dens = [ds[0], ds[1], ds[2].T]
+            return ws, dens
+
+        wf, _ = tensors(rec["params"][-1])
+        Pf = unit_power(wf)  # (K, m) at the end (grokked)
+        key = Pf[1:].argmax(0) + 1  # each unit's own key frequency (Gromov: one frequency per unit)
+        share_final = (Pf[key, torch.arange(Pf.shape[1])] / Pf.sum(0)).tolist()
+        nF, nT, cF, cT, Xm, share = [], [], [], [], [], []
+        for snap in rec["params"]:
+            ws, dens = tensors(snap)
+            P = unit_power(ws)
+            pF = P[key, torch.arange(P.shape[1])]
+            nF.append(float(pF.sum()))
+            nT.append(float(P.sum()))
+            share.append(float(torch.median(pF / P.sum(0))))
+            if dens is not None:
+                C = unit_cross(ws, dens)
+                cF.append(float(C[key, torch.arange(C.shape[1])].sum()))
+                cT.append(float(C.sum()))
+                Xm.append(float(torch.cat([(wd * w.abs() / d).flatten() for w, d in zip(ws, dens)]).median()))
+            else:
+                cF.append(None)
+                cT.append(None)
+                Xm.append(None)
         tr = [r[c] for r in rec["train_acc"]]
         te = [r[c] for r in rec["test_acc"]]
-        out["seeds"].append({"seed": seed, "power": Pk, "c": Ck, "x_median": Xm, "test_acc": te, "train_acc": tr,
+        out["seeds"].append({"seed": seed, "F2": nF, "T2": nT, "cF": cF, "cT": cT, "x_median": Xm,
+                             "median_unit_key_share": share, "final_unit_key_share_median": float(np.median(share_final)),
+                             "n_distinct_keys": int(len(set(key.tolist()))), "test_acc": te, "train_acc": tr,
                              "memorisation": next((s for s, v in zip(rec["step"], tr) if v >= 0.99), None),
                              "jump50": next((s for s, v in zip(rec["step"], te) if v >= 0.5), None),
                              "jump95": next((s for s, v in zip(rec["step"], te) if v >= 0.95), None)})
-    del Qt
     return out
 
 
-def key_frequencies(power_final: list[float], factor: float = 4.0) -> list[int]:
-    """Key frequencies of a grokked net: k >= 1 whose power exceeds ``factor`` x the median over k >= 1 (peaks above
-    the flat background that random and memorising weights spread over all frequencies)."""
-    pk = np.asarray(power_final[1:])
-    return [int(k) + 1 for k in np.nonzero(pk > factor * np.median(pk))[0]]
-
-
 def summarise(d: dict) -> list[dict]:
-    """Per seed: the split along the trajectory, and the decay-rate fit of |theta_M| between memorisation and the
-    0.5 jump against the rate predicted from the weight-decay term alone."""
+    """Per seed: |theta_F| (each unit's power at its own key frequency, the one it ends with), |theta_M| (the rest),
+    and the decay-rate fit of |theta_M| between memorisation and the 0.5 jump against the rate predicted from the
+    weight-decay term alone."""
     lr, wd, steps = d["lr"], d["wd"], d["steps"]
     out = []
     for sd in d["seeds"]:
-        keys = key_frequencies(sd["power"][-1])
-        nF = [math.sqrt(sum(pk[k] for k in keys)) for pk in sd["power"]]
-        nT = [math.sqrt(sum(pk)) for pk in sd["power"]]
-        nM = [math.sqrt(max(t * t - f * f, 0.0)) for t, f in zip(nT, nF)]
+        nF = [math.sqrt(x) for x in sd["F2"]]
+        nT = [math.sqrt(x) for x in sd["T2"]]
+        nM = [math.sqrt(max(t - f, 0.0)) for t, f in zip(sd["T2"], sd["F2"])]
         kp = []
-        for pk, ck in zip(sd["power"], sd["c"]):
-            m2 = sum(pk) - sum(pk[k] for k in keys)
+        for f2, t2, cf, ct in zip(sd["F2"], sd["T2"], sd["cF"], sd["cT"]):
             if d["optimizer"] == "adamw":
                 kp.append(-math.log(1 - lr * wd))
-            elif ck is not None:
-                kp.append(lr * wd * (sum(ck) - sum(ck[k] for k in keys)) / m2)
+            elif ct is not None:
+                kp.append(lr * wd * (ct - cf) / (t2 - f2))
             else:
                 kp.append(None)
         mem, j50 = sd["memorisation"], sd["jump50"]
         fit = None
-        peak = [max(pk[1:]) / float(np.median(pk[1:])) for pk in sd["power"]]
-        if keys and mem is not None and j50 is not None and j50 - mem >= 3 * RECORD:
+        if mem is not None and j50 is not None and j50 - mem >= 3 * RECORD:
             i0, i1 = steps.index(mem), steps.index(j50)
             slope = float(np.polyfit(np.array(steps[i0:i1 + 1], float), -np.log(np.array(nM[i0:i1 + 1])), 1)[0])
             kpp = [k for k in kp[i0:i1 + 1] if k is not None]
             fit = {"measured_rate": slope, "predicted_rate": float(np.mean(kpp)) if kpp else None, "eta_lambda": lr * wd,
                    "ratio_F_over_M_at_mem": nF[i0] / nM[i0], "ratio_F_over_M_at_j50": nF[i1] / nM[i1],
                    "norm_M_mem": nM[i0], "norm_M_j50": nM[i1], "norm_F_mem": nF[i0], "norm_F_j50": nF[i1],
-                   "norm_total_mem": nT[i0], "norm_total_j50": nT[i1]}
-        out.append({"seed": sd["seed"], "key_frequencies": keys, "memorisation": mem, "jump50": j50,
-                    "jump95": sd["jump95"], "norm_F": nF, "norm_M": nM, "norm_total": nT, "predicted_rate": kp,
-                    "decay_fit": fit, "test_acc": sd["test_acc"], "train_acc": sd["train_acc"],
-                    "peak_over_median_power": peak, "x_median": sd["x_median"]})
+                   "norm_total_mem": nT[i0], "norm_total_j50": nT[i1],
+                   "median_x_at_mem": sd["x_median"][i0], "median_x_at_j50": sd["x_median"][i1],
+                   "unit_key_share_mem": sd["median_unit_key_share"][i0],
+                   "unit_key_share_j50": sd["median_unit_key_share"][i1]}
+        out.append({"seed": sd["seed"], "n_distinct_keys": sd["n_distinct_keys"],
+                    "final_unit_key_share_median": sd["final_unit_key_share_median"], "memorisation": mem,
+                    "jump50": j50, "jump95": sd["jump95"], "norm_F": nF, "norm_M": nM, "norm_total": nT,
+                    "predicted_rate": kp, "decay_fit": fit, "test_acc": sd["test_acc"], "train_acc": sd["train_acc"],
+                    "median_unit_key_share": sd["median_unit_key_share"], "x_median": sd["x_median"]})
     return out
 
 
 def main() -> int:
     torch.set_num_threads(1)
-    path = HERE / "trajectories_raw.json"
+    path = HERE / "trajectories_units.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     for opt_name, lr, wd in CASES:
         key = f"{opt_name}_lr{lr:g}_wd{wd:g}"
@@ -194,7 +212,7 @@ def main() -> int:
         atomic_write_json(path, done)
         for s in summarise(done[key]):
             f = s["decay_fit"] or {}
-            print(f"{key} seed {s['seed']}: keys {s['key_frequencies']} mem {s['memorisation']} j50 {s['jump50']} "
+            print(f"{key} seed {s['seed']}: {s['n_distinct_keys']} key freqs, unit share {s['final_unit_key_share_median']:.2f}; mem {s['memorisation']} j50 {s['jump50']} "
                   f"rate measured {f.get('measured_rate')} predicted {f.get('predicted_rate')} "
                   f"|F|/|M| {f.get('ratio_F_over_M_at_mem')} -> {f.get('ratio_F_over_M_at_j50')}", flush=True)
     atomic_write_json(HERE / "trajectories.json",
