@@ -199,6 +199,20 @@ def analyse(cells: dict) -> dict:
                 mape(pred, meas), {"C": C, "V*": Vs, "uses measured": "T_mem, V_mem of the held-out run"})
         for k, v in derived_candidates(opt, rows_fit, rows_ho, cells, grid_names).items():
             cand[k] = v
+        # curvature: the shipped law plus centred quadratic terms in ln lr, ln wd (same fit set, same held-out runs)
+        lr0, wd0 = math.exp(np.mean([math.log(r["lr"]) for r in rows_fit])), math.exp(np.mean([math.log(r["wd"]) for r in rows_fit]))
+
+        def Xq(rows):
+            out_ = []
+            for r in rows:
+                a_, b_ = math.log(r["lr"] / lr0), math.log(r["wd"] / wd0)
+                out_.append(design_row(r["lr"], r["wd"], r["init"], r["frac"]) + [a_ * a_, b_ * b_, a_ * b_])
+            return np.array(out_)
+        rq = [r for r in observations(cells, fit_names, MAIN) if not r["collapsed"]]
+        fq = fit_censored_lognormal(Xq(rq), [r["lo"] for r in rq], [r["hi"] for r in rq])
+        predq = list(np.exp(Xq(rows_ho) @ np.asarray(fq.beta))) if rows_ho else []
+        cand["shipped law + curvature (ln lr)^2, (ln wd)^2, ln lr ln wd (full fit set; not shipped)"] = (
+            mape(predq, meas), {"sigma": fq.sigma, "lr2": fq.beta[5], "wd2": fq.beta[6], "lr_wd": fq.beta[7]})
         cand["shipped law (full fit incl. init/frac sweeps)"] = (mape(predict_rows(rows_ho, e["beta"], "full"), meas), {})
         R["candidates"] = {k: {"mape": v[0], "params": v[1]} for k, v in cand.items()}
         R["candidates_n_heldout"] = len(rows_ho)
@@ -400,6 +414,19 @@ def tables(cells: dict, out: dict) -> str:
                          f"{f['unit_key_share_mem']:.2f} -> {f['unit_key_share_j50']:.2f} | "
                          f"{'-' if xm is None else format(xm, '.3g')} -> "
                          f"{'-' if f['median_x_at_j50'] is None else format(f['median_x_at_j50'], '.3g')} |")
+        L.append("")
+        L.append("Decay phase of |theta_M| (from its peak after memorisation to the 0.5 jump):\n")
+        L.append("| run | seed | peak step | |theta_M| peak -> T_0.5 | |theta_F| same window | rate measured | rate predicted (wd term alone) | ratio |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for k, d in json.loads(tp.read_text()).items():
+            for sd in d["seeds"]:
+                f = sd["decay_fit"] or {}
+                m, p = f.get("measured_rate_from_peak"), f.get("predicted_rate_from_peak")
+                if not f:
+                    continue
+                L.append(f"| {k} | {sd['seed']} | {f['peak_M_step']} | {f['norm_M_peak']:.1f} -> {f['norm_M_j50']:.1f} | "
+                         f"{f['norm_F_at_peak_M']:.1f} -> {f['norm_F_j50']:.1f} | {'-' if m is None else format(m, '.3g')} | "
+                         f"{'-' if p is None else format(p, '.3g')} | {'-' if m is None or not p else format(m / p, '.2f')} |")
         L.append("")
     L.append(f"Training wall time, all cells: {out['train_wall_s_total'] / 60:.1f} min (1 torch thread, shared 2-core machine)")
     return "\n".join(L) + "\n"

@@ -185,7 +185,14 @@ def summarise(d: dict) -> list[dict]:
             i0, i1 = steps.index(mem), steps.index(j50)
             slope = float(np.polyfit(np.array(steps[i0:i1 + 1], float), -np.log(np.array(nM[i0:i1 + 1])), 1)[0])
             kpp = [k for k in kp[i0:i1 + 1] if k is not None]
-            fit = {"measured_rate": slope, "predicted_rate": float(np.mean(kpp)) if kpp else None, "eta_lambda": lr * wd,
+            # |theta_M| first keeps growing after memorisation; its decay phase runs from its peak to the jump
+            ip = i0 + int(np.argmax(nM[i0:i1 + 1]))
+            late = (float(np.polyfit(np.array(steps[ip:i1 + 1], float), -np.log(np.array(nM[ip:i1 + 1])), 1)[0])
+                    if i1 - ip >= 3 else None)
+            kpl = [k for k in kp[ip:i1 + 1] if k is not None]
+            fit = {"peak_M_step": steps[ip], "norm_M_peak": nM[ip], "norm_F_at_peak_M": nF[ip],
+                   "measured_rate_from_peak": late, "predicted_rate_from_peak": float(np.mean(kpl)) if kpl else None,
+                   "measured_rate": slope, "predicted_rate": float(np.mean(kpp)) if kpp else None, "eta_lambda": lr * wd,
                    "ratio_F_over_M_at_mem": nF[i0] / nM[i0], "ratio_F_over_M_at_j50": nF[i1] / nM[i1],
                    "norm_M_mem": nM[i0], "norm_M_j50": nM[i1], "norm_F_mem": nF[i0], "norm_F_j50": nF[i1],
                    "norm_total_mem": nT[i0], "norm_total_j50": nT[i1],
