@@ -40,9 +40,9 @@ columns and A row projected on ITS OWN key frequency, the one holding most of it
 nets use all 26 frequencies across units, so a global few-frequency projection finds no Fourier part at all):
   H1 SUPPORTED: |theta_F|/|theta_M| at the 0.5 jump is 0.76-0.84 in all 6 trajectories (Adam wd 6e-5 and 2.4e-4,
      AdamW wd 1.2; 2 seeds each), from 0.42-0.46 at memorisation.
-  H2, H3 REFUTED as the mechanism: between memorisation and the jump |theta_M| does not decay, it GROWS 1.35-1.6x,
-     and |theta_F| grows 2.5-3.0x; the crossing comes from theta_F outgrowing theta_M, not from theta_M decaying at
-     the weight-decay rate (measured/predicted decay rate -0.02 to -0.70). The total norm grows too (x1.6-1.9), so
+  H2, H3 REFUTED as the mechanism: between memorisation and the jump |theta_M| GROWS 1.35-1.6x net (it peaks at
+     3-6x T_mem, then decays at only 11-13% of the rate the weight-decay term alone gives: the data force cancels
+     ~88% of the pull), and |theta_F| grows 2.5-3.0x; the crossing comes mostly from theta_F outgrowing theta_M. The total norm grows too (x1.6-1.9), so
      norm-contraction accounts do not describe this phase either.
   The scaling predictions nevertheless hold approximately: AdamW lr, wd exponents -0.89 [-0.95, -0.82] and
      -1.01 [-1.10, -0.91] (derivation: -1, -1); Adam (coupled) wd exponent -0.88 [-0.95, -0.81] inside [-1, 0]
