@@ -223,7 +223,8 @@ def test_quick_check_end_to_end_and_resume(tmp_path, capsys):
     rep = json.loads((out / "report.json").read_text())  # strict JSON: no NaN literals
     assert rep["meta"]["profile"] == "quick" and rep["rules"]
     keys = [c["key"] for c in rep["claims"]]
-    assert keys == ["closed_form", "trajectory", "timing", "basins", "lr", "gsm", "paper_sweeps", "exact_trajectory"]
+    assert keys == ["closed_form", "trajectory", "timing", "basins", "lr", "gsm", "paper_sweeps", "exact_trajectory",
+                    "local_llc/paper-apph"]  # the quick profile has no timing-law runs (p 53, width 512 only)
     total = 0
     for c in rep["claims"]:
         assert "error" not in c["data"], (c["key"], c["data"].get("error"))  # every experiment ran

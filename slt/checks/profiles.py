@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from slt.checks.local_llc import DEVINTERP, LOCAL, PAPER_APPH, LocalLLCSpec, SGLDProtocol
+from slt.checks.timing_law import TimingLawSpec
+
 PROFILES = ("quick", "default", "full")
 
 
@@ -133,6 +136,8 @@ class CheckProfile:
     paper_sweeps: PaperSweepSpec
     max_point_params: int = 4000  # Jacobian/Hessian rank at a trained point only below this many parameters
     exact: ExactSpec | None = None
+    local_llc: LocalLLCSpec | None = None  # SGLD protocols at claim 7's checkpoints (slt.checks.local_llc)
+    timing_law: TimingLawSpec | None = None  # held-out runs for the grokking-time law (slt.checks.timing_law)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +150,7 @@ class CheckProfile:
 _NESTED = {
     "closed_form": ClosedFormSpec, "trajectory": TrajectorySpec, "lr_sweep": LrSweepSpec,
     "paper_sweeps": PaperSweepSpec, "sgld": SGLDSettings, "train": TrainSpec, "exact": ExactSpec,
+    "local_llc": LocalLLCSpec, "timing_law": TimingLawSpec,
 }
 
 
@@ -161,6 +167,8 @@ def _build(cls, d: dict[str, Any]):
             v = _build(_NESTED[k], v)
         elif k == "cases":
             v = tuple(_build(ClosedFormCase, c) for c in v)
+        elif k == "protocols":
+            v = tuple(_build(SGLDProtocol, c) if isinstance(c, dict) else c for c in v)
         elif isinstance(v, list):
             v = tuple(v)
         kw[k] = v
@@ -219,6 +227,7 @@ def profile(name: str = "default") -> CheckProfile:
                                         widths=(16, 32), p_for_width=17, sgld=sgld),
             max_point_params=1500,
             exact=ExactSpec(_train(1200, (0, 1), **tiny), n_checkpoints=3),
+            local_llc=LocalLLCSpec(ExactSpec(_train(1200, (0, 1), **tiny), n_checkpoints=3), (PAPER_APPH,)),
         )
     if name == "default":
         return CheckProfile(
@@ -238,6 +247,11 @@ def profile(name: str = "default") -> CheckProfile:
                                         widths=(128, 256), p_for_width=53, sgld=_TRAJ_SGLD),
             # the basin constructions (~40 s here) are left to --full and experiments/exact_trajectory: 5-minute budget
             exact=ExactSpec(_train(5000, (0, 1, 2), **_EXACT_SMALL), n_checkpoints=6, basins=False),
+            # the paper's App. H SGLD at claim 7's checkpoints (shares its run and exact points); the other protocols
+            # (devinterp's n_beta, the local recipe) in --full, --protocol and experiments/local_sgld
+            local_llc=LocalLLCSpec(ExactSpec(_train(5000, (0, 1, 2), **_EXACT_SMALL), n_checkpoints=6, basins=False),
+                                   (PAPER_APPH,)),
+            timing_law=TimingLawSpec(),
         )
     if name == "full":
         paper = dict(p=53, width=1024, train_fraction=0.4, optimizer="adam", lr=1e-4, weight_decay=1e-5,
@@ -259,5 +273,8 @@ def profile(name: str = "default") -> CheckProfile:
                                         widths=(128, 256, 512, 768, 1024), p_for_width=53, sgld=_FULL_SGLD),
             max_point_params=20000,
             exact=ExactSpec(TrainSpec("grokking", {**paper, "steps": 20000, "seeds": [0, 1, 2]}), n_checkpoints=16),
+            local_llc=LocalLLCSpec(ExactSpec(TrainSpec("grokking", {**paper, "steps": 20000, "seeds": [0, 1, 2]}),
+                                             n_checkpoints=16), (PAPER_APPH, DEVINTERP, LOCAL)),
+            timing_law=TimingLawSpec(),
         )
     raise ValueError(f"profile must be one of {PROFILES}, got {name!r}")

@@ -24,12 +24,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from slt.checks.claims import Context
+from typing import TYPE_CHECKING
+
 from slt.checks.report import ClaimResult
 from slt.checks.stats import mean_se
 from slt.checks.verdict import compare_interval, compare_sign, compare_value
 
+if TYPE_CHECKING:  # the claims package imports the profiles, which import this module's spec
+    from slt.checks.claims import Context
+
 KEY = "timing_law"
+KEYS = (KEY,)
+TITLE = "grokking time: the fitted law on held-out (lr, wd) cells and seeds"
 
 
 @dataclass(frozen=True)
@@ -207,3 +213,9 @@ def _figures(ctx: Context, spec, cells, T, preds, est, dexp) -> list[str]:
     name = f"{KEY}_{spec.optimizer}.png"
     _save(fig, ctx.out / name)
     return [name]
+
+
+def verdict(ctx, prof, want) -> list[ClaimResult]:
+    """Claims-module interface (:mod:`slt.checks.claims`): runs in the submitting process (no ``units``)."""
+    spec = getattr(prof, "timing_law", None)
+    return [] if spec is None or not want(KEY) else claim_timing_law(ctx, spec)

@@ -15,10 +15,15 @@ def register(subparsers) -> None:
     size.add_argument("--full", action="store_true", help="paper-scale settings (p up to 97, width 1024; hours)")
     size.add_argument("--quick", action="store_true", help="tiny settings (about a minute; for tests)")
     p.add_argument("--only", nargs="+", metavar="CLAIM", default=None,
-                   help="run only these claims: closed_form trajectory timing basins lr gsm paper_sweeps")
+                   help="run only these claims: closed_form trajectory timing basins lr gsm paper_sweeps exact_trajectory "
+                        "local_llc timing_law")
     p.add_argument("--family", nargs="+", metavar="NAME", default=None,
                    help="check a new architecture family's closed form by SGLD instead: cubic deep2 dihedral parity, "
                         "or all (slt.checks.family)")
+    p.add_argument("--protocol", default=None, metavar="NAME[,NAME]",
+                   help="SGLD protocols for claim 8 (local_llc) at claim 7's checkpoints: paper-apph (the paper's "
+                        "App. H: eps 1e-4, n_beta 30, gamma 5, 3 chains, 100 + 600 steps), devinterp (n_beta = b/log b), "
+                        "local (n_beta 1e8, gamma 1e4 at the polished point), local-quick; replaces the profile's")
     p.add_argument("--device", default="cpu",
                    help="cpu (default), cuda or cuda:N: where training and the trained-network LLCs run")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|serial|local",
@@ -39,6 +44,17 @@ def run(args: argparse.Namespace) -> int:
         run_family_check(args.family, args.out if args.out != "slt-check" else "slt-check-family", quick=args.quick)
         return 0
     name = "full" if args.full else "quick" if args.quick else "default"
-    run_check(profile(name), args.out, only=tuple(args.only) if args.only else None, device=args.device,
+    prof = profile(name)
+    if args.protocol:
+        from dataclasses import replace
+
+        from slt.checks.local_llc import PROTOCOLS, LocalLLCSpec
+
+        names = [n.strip() for n in args.protocol.split(",") if n.strip()]
+        bad = [n for n in names if n not in PROTOCOLS]
+        if bad or not names:
+            raise SystemExit(f"slt check: --protocol must name protocols among {sorted(PROTOCOLS)}, got {args.protocol!r}")
+        prof = replace(prof, local_llc=LocalLLCSpec(prof.exact, tuple(PROTOCOLS[n] for n in names)))
+    run_check(prof, args.out, only=tuple(args.only) if args.only else None, device=args.device,
               scheduler=args.scheduler, n_workers=args.workers)
     return 0

@@ -11,6 +11,9 @@ to the task layer (:mod:`slt.execution`), then runs the verdicts in claim order.
     lr               4, 5b     learning-rate sweep and GSM
     paper_sweeps     5         LLC vs p and vs K in absolute value
     exact_trajectory 7         exact lambda at polished checkpoints
+    local_llc        8         SGLD protocols (paper App. H, devinterp, local) at claim 7's checkpoints
+                               (slt.checks.local_llc)
+    timing_law       9         grokking-time law on held-out runs (slt.checks.timing_law)
 
 To add a claim: a module with KEYS, TITLE, ``verdict`` and (optionally: without it the verdict computes its
 points in the submitting process, serially) ``units``, appended to ``MODULES``.
@@ -30,8 +33,10 @@ from slt.checks.claims.paper_sweeps import _final_llc, claim_paper_sweeps  # noq
 from slt.checks.claims.trajectory import (_basins_eps_to_zero, _theory_refs, claim_basins,  # noqa: F401
                                           claim_timing, claim_trajectory, run_trajectory)
 
+from slt.checks import local_llc, timing_law  # noqa: E402  (claim modules kept beside the package)
+
 # in report order; each module's KEYS are the claim names accepted by ``slt check --only``
-MODULES = (closed_form, trajectory, lr, paper_sweeps, exact_trajectory)
+MODULES = (closed_form, trajectory, lr, paper_sweeps, exact_trajectory, local_llc, timing_law)
 
 __all__ = [
     "Context", "GROKKED", "MEMORISED", "MODULES", "NOT_GENERALISED", "Unit", "claim_basins", "claim_closed_form",
