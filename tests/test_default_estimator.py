@@ -10,14 +10,12 @@ The fast tests take ~20-30 s together; the @slow one runs every validation case 
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import warnings
 
 import pytest
 import torch
-from torch import nn
 
 from slt import estimate_llc
 from slt.sampling import LLCWarning
@@ -72,18 +70,10 @@ def test_default_regular_model_random_shape():
 
 
 def _rrr_model(M, H, N, r, seed):
-    g = torch.Generator().manual_seed(seed)
-    Q1, _ = torch.linalg.qr(torch.randn(M, max(r, 1), generator=g, dtype=torch.float64))
-    Q2, _ = torch.linalg.qr(torch.randn(N, max(r, 1), generator=g, dtype=torch.float64))
-    A0, B0 = Q1[:, :r].T, Q2[:, :r]
-    model = nn.Sequential(nn.Linear(M, H, bias=False), nn.Linear(H, N, bias=False)).double()
-    with torch.no_grad():
-        model[0].weight.zero_()
-        model[1].weight.zero_()
-        model[0].weight[:r] = A0
-        model[1].weight[:, :r] = B0
-    X = math.sqrt(M) * torch.eye(M, dtype=torch.float64)
-    return model, (X, X @ (B0 @ A0).T)
+    from test_llc_validation import rrr_case  # the validation suite's teacher (unit singular values, balanced)
+
+    model, _, data, _, _ = rrr_case(M, H, N, r, seed)
+    return model, data
 
 
 @pytest.mark.slow
