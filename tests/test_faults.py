@@ -60,9 +60,7 @@ def one_line_error(err: str, *words: str) -> None:
 # ---------------------------------------------------------------------------------------------- SIGKILL / SIGINT
 
 def test_sigkill_and_sigint_at_random_points_resume_bit_identically(tmp_path):
-    # long enough that the last kill lands mid-run on a fast, idle machine too (500 steps could finish within the
-    # 0-0.25 s random delay: "no kill landed mid-run")
-    cfg = small(p=7, width=8, steps=4000, batch_size=6, checkpoint_every=40, n_log=30)
+    cfg = small(p=7, width=8, steps=500, batch_size=6, checkpoint_every=10, n_log=30)
     f = tmp_path / "c.json"
     f.write_text(json.dumps(cfg.to_dict()))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
