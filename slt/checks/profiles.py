@@ -215,6 +215,7 @@ def profile(name: str = "default") -> CheckProfile:
     if name == "quick":
         tiny = dict(p=23, width=128, lr=3e-3, train_fraction=0.5, batch_size=64)
         sgld = SGLDSettings(num_chains=2, num_draws=40, num_burnin=20)
+        exact_quick = ExactSpec(_train(1200, (0, 1), **tiny), n_checkpoints=3)
         return CheckProfile(
             name="quick",
             closed_form=ClosedFormSpec(
@@ -226,8 +227,8 @@ def profile(name: str = "default") -> CheckProfile:
             paper_sweeps=PaperSweepSpec(_train(600, (0, 1), **tiny), ps=(17, 23), width_for_p=32,
                                         widths=(16, 32), p_for_width=17, sgld=sgld),
             max_point_params=1500,
-            exact=ExactSpec(_train(1200, (0, 1), **tiny), n_checkpoints=3),
-            local_llc=LocalLLCSpec(ExactSpec(_train(1200, (0, 1), **tiny), n_checkpoints=3), (PAPER_APPH,)),
+            exact=exact_quick,
+            local_llc=LocalLLCSpec(exact_quick, (PAPER_APPH,)),  # claim 8 samples claim 7's run and checkpoints
         )
     if name == "default":
         return CheckProfile(
@@ -253,6 +254,7 @@ def profile(name: str = "default") -> CheckProfile:
     if name == "full":
         paper = dict(p=53, width=1024, train_fraction=0.4, optimizer="adam", lr=1e-4, weight_decay=1e-5,
                      batch_size=128, loss="centred_mse")
+        exact_full = ExactSpec(TrainSpec("grokking", {**paper, "steps": 20000, "seeds": [0, 1, 2]}), n_checkpoints=16)
         return CheckProfile(
             name="full",
             closed_form=ClosedFormSpec(
@@ -269,9 +271,8 @@ def profile(name: str = "default") -> CheckProfile:
                                         ps=(23, 31, 41, 53, 61, 71, 83, 97), width_for_p=1024,
                                         widths=(128, 256, 512, 768, 1024), p_for_width=53, sgld=_FULL_SGLD),
             max_point_params=20000,
-            exact=ExactSpec(TrainSpec("grokking", {**paper, "steps": 20000, "seeds": [0, 1, 2]}), n_checkpoints=16),
-            local_llc=LocalLLCSpec(ExactSpec(TrainSpec("grokking", {**paper, "steps": 20000, "seeds": [0, 1, 2]}),
-                                             n_checkpoints=16), (PAPER_APPH, DEVINTERP, LOCAL)),
+            exact=exact_full,
+            local_llc=LocalLLCSpec(exact_full, (PAPER_APPH, DEVINTERP, LOCAL)),
             timing_law=TimingLawSpec(),
         )
     raise ValueError(f"profile must be one of {PROFILES}, got {name!r}")
