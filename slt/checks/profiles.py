@@ -231,6 +231,7 @@ def profile(name: str = "default") -> CheckProfile:
             local_llc=LocalLLCSpec(exact_quick, (PAPER_APPH,)),  # claim 8 samples claim 7's run and checkpoints
         )
     if name == "default":
+        exact_default = ExactSpec(_train(5000, (0, 1, 2), **_EXACT_SMALL), n_checkpoints=6, basins=False)
         return CheckProfile(
             name="default",
             # 4,000 + 8,000 steps: the 5-minute budget (the per-step overhead dominates these tiny networks)
@@ -247,9 +248,10 @@ def profile(name: str = "default") -> CheckProfile:
             paper_sweeps=PaperSweepSpec(_train(3000, (0, 1, 2), **_SMALL), ps=(31, 41, 53), width_for_p=256,
                                         widths=(128, 256), p_for_width=53, sgld=_TRAJ_SGLD),
             # the basin constructions (~40 s here) are left to --full and experiments/exact_trajectory: 5-minute budget
-            exact=ExactSpec(_train(5000, (0, 1, 2), **_EXACT_SMALL), n_checkpoints=6, basins=False),
-            # claims 8 (SGLD protocols at claim 7's checkpoints, ~50 s) and 9 (timing law, ~25 s) do not fit the
-            # 5-minute budget: `slt check --protocol paper-apph --only local_llc`, `slt check --full --only timing_law`
+            exact=exact_default,
+            # claim 8 with the paper's App. H protocol only (devinterp and local: --protocol or --full)
+            local_llc=LocalLLCSpec(exact_default, (PAPER_APPH,)),
+            timing_law=TimingLawSpec(),
         )
     if name == "full":
         paper = dict(p=53, width=1024, train_fraction=0.4, optimizer="adam", lr=1e-4, weight_decay=1e-5,

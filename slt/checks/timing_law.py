@@ -81,6 +81,18 @@ def _run_cell(cfg) -> dict:
     return {"seeds": out, "steps_run": m["step"][-1], "wall_s": time.perf_counter() - t0}
 
 
+def _cell_name(spec: TimingLawSpec, lr: float, wd: float) -> str:
+    return f"timing_law-{spec.optimizer}-lr{lr:g}-wd{wd:g}"
+
+
+def _cell_point(ctx: Context, spec: TimingLawSpec, lr: float, wd: float) -> dict:
+    """One held-out cell's training run (all seeds), cached: what a unit computes and the verdict reads."""
+    from slt.timing_law import load_law
+
+    cfg = _config(spec, lr, wd, load_law())
+    return ctx.cache.get_or_compute(_cell_name(spec, lr, wd), cfg.to_dict(), lambda: _run_cell(cfg))
+
+
 def _exponent_per_seed(T: dict, spec: TimingLawSpec, axis: str) -> list[float]:
     """Per seed: d ln T / d ln x between the two levels of x, averaged over the two levels of the other factor."""
     (l0, l1), (w0, w1) = spec.lrs, spec.wds
@@ -110,8 +122,7 @@ def claim_timing_law(ctx: Context, spec: TimingLawSpec) -> list[ClaimResult]:
         cfg = _config(spec, lr, wd, law)
         preds[(lr, wd)] = predict_jump_step(cfg, threshold=spec.threshold)  # raises outside the domain
         ctx.log(f"  timing law: {spec.optimizer} lr {lr:g} wd {wd:g}: {preds[(lr, wd)]}")
-        runs[(lr, wd)] = ctx.cache.get_or_compute(f"timing_law-{spec.optimizer}-lr{lr:g}-wd{wd:g}", cfg.to_dict(),
-                                                  lambda cfg=cfg: _run_cell(cfg))
+        runs[(lr, wd)] = _cell_point(ctx, spec, lr, wd)
     T = {k: [s["jump"][1] for s in r["seeds"]] for k, r in runs.items()}
     D = {k: [(s["jump"][1] - s["memorisation"][1]) if s["jump"][1] and s["memorisation"][1] else None
              for s in r["seeds"]] for k, r in runs.items()}
@@ -215,7 +226,21 @@ def _figures(ctx: Context, spec, cells, T, preds, est, dexp) -> list[str]:
     return [name]
 
 
+def units(ctx, prof, want) -> list:
+    """Claims-module interface (:mod:`slt.checks.claims`): one training unit per held-out (lr, wd) cell."""
+    from slt.checks.claims.common import Unit
+    from slt.timing_law import load_law
+
+    spec = getattr(prof, "timing_law", None)
+    if spec is None or not want(KEY):
+        return []
+    law = load_law()
+    return [Unit("train", f"timing law lr {lr:g} wd {wd:g}", _cell_name(spec, lr, wd),
+                 _config(spec, lr, wd, law).to_dict(), _cell_point, (spec, lr, wd))
+            for lr in spec.lrs for wd in spec.wds]
+
+
 def verdict(ctx, prof, want) -> list[ClaimResult]:
-    """Claims-module interface (:mod:`slt.checks.claims`): runs in the submitting process (no ``units``)."""
+    """Claims-module interface (:mod:`slt.checks.claims`): reads the cells the units trained (or trains them)."""
     spec = getattr(prof, "timing_law", None)
     return [] if spec is None or not want(KEY) else claim_timing_law(ctx, spec)
