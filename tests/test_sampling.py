@@ -30,7 +30,7 @@ from slt.sampling import (
     rhat,
 )
 from slt.sampling.sgld import langevin_update, mala_log_accept, potential_and_drift, sgld_init, sgld_step
-from slt.tasks import all_pairs
+from slt.tasks import all_pairs, make_data
 
 Z_TOL = 3.0  # agreement within 3 standard errors (common.md)
 
@@ -350,3 +350,30 @@ def test_displacement_ratio_measures_reach_relative_to_weights():
     final[1][:2] -= 1.0
     r = displacement_ratio(final, anchor, 2)
     assert r[0].item() == pytest.approx(0.5) and r[1].item() == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("loss_name", ["mse", "centred_mse"])
+@pytest.mark.parametrize("minibatch", [False, True])
+def test_quadratic_closed_form_drift_matches_autograd(tied, loss_name, minibatch):
+    """slt.sampling.quadratic_drift (the SGLD kernel's path for QuadraticNet with mse / centred_mse) against autograd
+    through the same row loss, float64, per-row n_beta and gamma, 2 copies x 3 chains, shared or per-row batches."""
+    from slt.losses import get_loss
+    from slt.sampling.llc import _make_problem, _replicate
+
+    g = torch.Generator().manual_seed(3)
+    net = QuadraticNet(11, 7, n_copies=2, tied=tied, generator=g, dtype=torch.float64)
+    a, b, y = make_data(11, "add", 0.5, 0).train()
+    prob = _make_problem(net, get_loss(loss_name), (a, b, y))
+    assert hasattr(prob.row_loss, "potential_and_drift")
+    pos = tuple(w + 0.1 * torch.randn(w.shape, generator=g, dtype=w.dtype) for w in _replicate(prob.anchor, 3))
+    nb = torch.linspace(10, 60, 6, dtype=torch.float64)
+    gam = torch.linspace(1, 6, 6, dtype=torch.float64)
+    idx = torch.stack([torch.randperm(a.numel(), generator=g)[:16] for _ in range(6)]) if minibatch else None
+    fast = potential_and_drift(prob.row_loss, pos, idx, prob.anchor, nb, gam)
+    slow = potential_and_drift(lambda p_, i: prob.row_loss(p_, i), pos, idx, prob.anchor, nb, gam)  # no attribute
+    for x, z in zip((fast[0], fast[1], fast[3]) + fast[2], (slow[0], slow[1], slow[3]) + slow[2]):
+        assert x.shape == z.shape and torch.allclose(x, z, rtol=1e-12, atol=1e-12)
+    lean = potential_and_drift(prob.row_loss, pos, idx, prob.anchor, nb, gam, diagnostics=False)
+    assert lean[1] is None and lean[3] is None
+    assert all(torch.equal(x, z) for x, z in zip(lean[2], fast[2])) and torch.equal(lean[0], fast[0])

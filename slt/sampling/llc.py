@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from slt.models.quadratic import QuadraticNet, quadratic_forward
+from slt.losses import centred_mse, mse
 from slt.sampling.diagnostics import ess, fraction_below, mala_acceptance, rhat
 from slt.sampling.sgld import (
     Position,
@@ -73,6 +74,12 @@ from slt.sampling.sgld import (
 # (a forward pass over all n samples each): honest mixing diagnostics for ~DIAG_POINTS * n / batch extra
 # forward-sample evaluations.
 DIAG_POINTS = 25
+# ... but on a short run at most ~DIAG_COST of its cost: a full-data pass costs ~(n / batch) / 3 steps (forward
+# only, no backward), so DIAG_POINTS of them at p 53 (n / batch ~ 9) are ~75 steps, more than a 70-step run
+# itself (benchmarks/bench_llc.py at the paper's setting spent over half its time there); never fewer than
+# MIN_DIAG_POINTS, the fewest a split R-hat can use
+DIAG_COST = 0.1
+MIN_DIAG_POINTS = 4
 STEP_SCALE = 0.05  # eps * (stiffest curvature of the potential): SGLD bias <= 1.25% per direction
 PILOT_STEPS = 200  # enough for the stiff directions (time constant 1/STEP_SCALE = 20 steps) to settle
 PILOT_ROUNDS = 12  # at most 2,400 pilot steps
@@ -285,6 +292,17 @@ def _quadratic_problem(net: QuadraticNet, loss_fn: Callable, data) -> _Problem:
             raise ValueError(f"loss_fn must return one value per copy, shape ({U.shape[0]},), got {tuple(loss.shape)}")
         return loss
 
+    if (loss_fn is mse or loss_fn is centred_mse) and not y.is_floating_point() and y.dim() == 1:
+        from slt.sampling.quadratic_drift import quadratic_potential_and_drift
+
+        centred = loss_fn is centred_mse
+
+        def drift(pos: Position, idx, anchor_: Position, n_beta, gamma, diagnostics: bool = True):
+            ab = (a, b, y) if idx is None else (a[idx], b[idx], y[idx])
+            return quadratic_potential_and_drift(pos, *ab, anchor_, n_beta, gamma, diagnostics, centred=centred,
+                                                 tied=tied)
+
+        row_loss.potential_and_drift = drift  # the SGLD kernel's closed-form path (slt.sampling.sgld)
     return _Problem(anchor, row_loss, a.shape[0], anchor[0].dtype, dev, names)
 
 
@@ -419,10 +437,16 @@ def _run_chains(
 
         bar = tqdm(total=steps, desc=f"SGLD {rows} chains", unit="step")
     for t in range(steps):
+        if precond is None:  # MALA terms only for recorded draws: the chain is the same, burn-in skips 4 dots
+            kw = {"mala": t >= num_burnin, "next_mala": t + 1 >= num_burnin}
+        else:
+            kw = {}
         state, info = step_fn(generator, state, problem.row_loss, next(batches), anchor,
-                              eps=eps, n_beta=n_beta, gamma=gamma)
+                              eps=eps, n_beta=n_beta, gamma=gamma, **kw)
         excess = n_beta * (info.loss - init_loss)
-        bad = ~torch.isfinite(excess) | (excess > bound) | ~torch.isfinite(state.drift_sq)
+        bad = ~torch.isfinite(excess) | (excess > bound)
+        if state.drift_sq is not None:
+            bad |= ~torch.isfinite(state.drift_sq)
         if bool(bad.any()):  # a sync point, but only a (R,) reduction
             if diverged_at < 0:
                 diverged_at = t
@@ -451,6 +475,16 @@ def _run_chains(
     if bar is not None:
         bar.close()
     return _Run(trace, log_acc, diverged, diverged_at, state.position, full_trace)
+
+
+def diag_points_for(num_burnin: int, num_draws: int, n: int, batch_size: int | None) -> int:
+    """Full-data loss evaluations for the mixing diagnostics of a fixed-length minibatch run: DIAG_POINTS, fewer
+    when they would cost more than DIAG_COST of the run (each ~ (n / batch) / 3 steps), at least MIN_DIAG_POINTS;
+    0 with full batches (the draw losses are then the full-data losses)."""
+    if batch_size is None or batch_size >= n:
+        return 0
+    budget = int(DIAG_COST * (num_burnin + num_draws) * 3 * batch_size / n)
+    return max(MIN_DIAG_POINTS, min(DIAG_POINTS, budget))
 
 
 def _full_loss(problem: _Problem, position: Position) -> torch.Tensor:
@@ -1058,7 +1092,8 @@ def estimate_llc_copies(
     else:
         run = _run_chains(problem, C, eps=rep(eps_b), n_beta=rep(nb_b), gamma=rep(gamma_b), init_loss=rep(init),
                           num_burnin=num_burnin, num_draws=num_draws, batch_size=batch_size, generator=gen,
-                          progress=progress, diag_points=DIAG_POINTS, precond=precond)
+                          progress=progress, diag_points=diag_points_for(num_burnin, num_draws, n, batch_size),
+                          precond=precond)
     elapsed = time.perf_counter() - t0
     trace = run.loss_trace.view(B, C, num_draws).cpu().numpy()
     if C * num_draws >= 2:  # constant up to rounding (a few ulps of the loss scale): no information

@@ -38,6 +38,7 @@ Preconditioned positions are kept as the same tuples of leaves; the d x d produc
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import torch
@@ -54,9 +55,9 @@ _DOT_LOOP_MAX_ROWS = 256
 class SGLDState(NamedTuple):
     position: Position  # each (R, ...)
     loss: torch.Tensor  # (R,) L(position) on the batch that gave the drift
-    potential: torch.Tensor  # (R,) U(position)
+    potential: torch.Tensor | None  # (R,) U(position); None when skipped (sgld_step(next_mala=False))
     drift: Position  # g(position), same shapes as position
-    drift_sq: torch.Tensor  # (R,) |g(position)|^2, or g^T M g when preconditioned
+    drift_sq: torch.Tensor | None  # (R,) |g(position)|^2, or g^T M g when preconditioned; None when skipped
     precond_drift: Position | None = None  # M^(1/2) g(position) (preconditioned runs only)
 
 
@@ -103,11 +104,18 @@ def potential_and_drift(
     anchor: Position,
     n_beta: torch.Tensor,
     gamma: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, Position, torch.Tensor]:
+    diagnostics: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None, Position, torch.Tensor | None]:
     """Evaluate L, U and g = grad U at ``position`` (rows independent): -> (loss, U, g, |g|^2).
 
-    n_beta and gamma are scalars or (R,) tensors (one value per row).
+    n_beta and gamma are scalars or (R,) tensors (one value per row). U and |g|^2 serve only the MALA
+    diagnostic: ``diagnostics=False`` skips them (returned as None; two passes over the parameters saved). A
+    ``loss_fn`` with a ``potential_and_drift(position, batch, anchor, n_beta, gamma, diagnostics)`` attribute
+    computes all four itself (the quadratic network's closed-form gradient, :mod:`slt.sampling.quadratic_drift`).
     """
+    fast = getattr(loss_fn, "potential_and_drift", None)
+    if fast is not None:
+        return fast(position, batch, anchor, n_beta, gamma, diagnostics)
     leaves = tuple(w.detach().requires_grad_(True) for w in position)
     with torch.enable_grad():
         loss = loss_fn(leaves, batch)  # (R,)
@@ -118,6 +126,8 @@ def potential_and_drift(
     drift = tuple(
         g.mul_(_rows(n_beta, g)).addcmul_(dw, _rows(gamma, dw)) for g, dw in zip(grads, diff)
     )
+    if not diagnostics:
+        return loss, None, drift, None
     dist_sq = tree_dot(diff, diff)
     potential = n_beta * loss + 0.5 * gamma * dist_sq
     return loss, potential, drift, tree_dot(drift, drift)
@@ -130,8 +140,16 @@ def langevin_update(
 
     eps is a scalar or an (R,) tensor. ``noise`` holds standard normal draws shaped like position.
     """
+    return _langevin_update_into_noise(position, drift, tuple(xi.clone() for xi in noise), eps)
+
+
+def _langevin_update_into_noise(
+    position: Position, drift: Position, noise: Position, eps: torch.Tensor
+) -> tuple[Position, Position]:
+    """:func:`langevin_update` writing delta into ``noise`` (the kernel's own fresh draws, unused after the step:
+    a new (R, d) buffer per leaf and step would cost as much as the arithmetic)."""
     deltas = tuple(
-        (xi * _rows(eps.sqrt(), xi)).addcmul_(g, _rows(-eps / 2, g)) for xi, g in zip(noise, drift)
+        xi.mul_(_rows(eps.sqrt(), xi)).addcmul_(g, _rows(-eps / 2, g)) for xi, g in zip(noise, drift)
     )
     return tuple(w + dw for w, dw in zip(position, deltas)), deltas
 
@@ -173,16 +191,24 @@ def sgld_step(
     eps: torch.Tensor,
     n_beta: torch.Tensor,
     gamma: torch.Tensor,
+    mala: bool = True,
+    next_mala: bool = True,
 ) -> tuple[SGLDState, SGLDInfo]:
     """One SGLD transition of every row, then L, U, g at the new point on ``batch``.
 
     The drift used for the move was computed at the current position on the previous batch (stored in
-    ``state``), so each step costs one forward/backward.
+    ``state``), so each step costs one forward/backward. ``mala=False``: no MALA log acceptance for this
+    transition (NaN; e.g. during burn-in, where it is not recorded); ``next_mala=False``: the new state omits U
+    and |g|^2, which only the next transition's MALA term reads. The chain itself is the same either way.
     """
     noise = standard_normal_like(state.position, generator)
-    new_pos, delta = langevin_update(state.position, state.drift, noise, eps)
-    loss, u, g, g_sq = potential_and_drift(loss_fn, new_pos, batch, anchor, n_beta, gamma)
-    log_a = mala_log_accept(state.potential, u, state.drift, g, state.drift_sq, g_sq, delta, eps)
+    new_pos, delta = _langevin_update_into_noise(state.position, state.drift, noise, eps)
+    loss, u, g, g_sq = potential_and_drift(loss_fn, new_pos, batch, anchor, n_beta, gamma,
+                                           diagnostics=mala or next_mala)
+    if mala:
+        log_a = mala_log_accept(state.potential, u, state.drift, g, state.drift_sq, g_sq, delta, eps)
+    else:
+        log_a = torch.full_like(loss, math.nan)
     return SGLDState(new_pos, loss, u, g, g_sq), SGLDInfo(loss, log_a)
 
 
