@@ -1,73 +1,132 @@
-"""Benchmark: slt.estimate_llc against devinterp 1.3.2's estimate_learning_coeff_with_summary.
+"""Benchmark: slt.estimate_llc against devinterp 1.3.2 and devinterp 2.0.1, side by side in one run.
 
-Both run in ONE process on the same model, data and SGLD settings (eps, gamma, n_beta, chains, draws,
-burn-in, batch size); printed: chain-steps per second (chains x (burn-in + draws) / wall time of the
-whole estimate call), the ratio, and both estimates. For the paper's setting it also measures this
-machine's matmul FLOP/s, randn throughput and memory bandwidth and states the roofline bound.
+For each regime the SAME model, data and SGLD settings (eps, gamma, n_beta, chains, draws, burn-in,
+batch size) go to
+  * slt.estimate_llc (in this process),
+  * devinterp 1.3.2 estimate_learning_coeff_with_summary with its SGLD optimizer,
+  * devinterp 2.0.1 devinterp.slt.llc.llc with sampling_method="sgmcmc_sgld", and again with
+    "rmsprop_sgld" (a second line: preconditioned, so only its per-step cost is comparable),
+and the script prints chain-steps per second (chains x (burn-in + draws) / wall time of the whole
+estimate call), the ratio slt / each, the estimates, and for the paper's setting this machine's
+matmul FLOP/s, randn throughput and memory bandwidth with the roofline bound and slt's fraction of it.
 
-devinterp is NEVER a dependency of slt. Install it in its own virtual environment that reuses an
-already installed CPU torch (so pip does not pull a CUDA build), e.g.:
+devinterp 2.0.1 calls gc.collect() before and after every chain (devinterp/slt/sampler.py,
+_gc_and_empty_cache). The worker wraps that module's gc.collect in a timer (it still collects) and
+reports both the wall time as is and the wall time minus the time spent in those calls.
 
-    # from the repository root, the project's venv in .venv:
-    python -m venv ../devinterp-venv
-    # let the new venv see the project's torch 2.13 (CPU) instead of downloading one:
-    echo "$PWD/.venv/lib/python3.11/site-packages" \\
-        > ../devinterp-venv/lib/python3.11/site-packages/project_torch.pth
-    ../devinterp-venv/bin/pip install devinterp==1.3.2      # from PyPI; sees torch>=2.0.1 as satisfied
-    OMP_NUM_THREADS=2 ../devinterp-venv/bin/python benchmarks/bench_llc.py [--quick] [--regime NAME]
+The two devinterp versions cannot be imported into one interpreter, and devinterp is NEVER a dependency
+of slt: each runs in its own virtual environment (reusing the project's CPU torch), installed by
 
-(The .pth line appends the project's site-packages after the venv's own, so devinterp's dependencies
-install into the separate venv and the project venv is left untouched; do not commit the venv.)
-Without devinterp importable the script times slt alone and says so.
+    bash benchmarks/install_devinterp.sh        # from the repository root -> ../devinterp-1.3.2, ../devinterp-2.0.1
 
-Timings depend on the machine and its load: the development machine has 2 cores shared with other
-jobs, so absolute numbers there are measured under contention; the ratio is what to compare (both
-sides run back to back in the same process).
+This script then runs each devinterp version in a subprocess with that venv's python
+(``--worker devinterp-X``); the parent passes the problem (model parameters and data, via a temporary
+torch.save file) and the settings, and gets back JSON with the wall times and estimates. For each regime
+slt runs first in the parent, then the workers, back to back, one process at a time, on the same machine:
+compare them on an otherwise idle machine. Only the estimate call is timed (not interpreter start-up or
+imports), and every library first makes one untimed warm-up call (2 chains, 3 steps) on the same problem
+in the same process, so that one-time costs (lazy imports, first-op set-up: ~0.8 s for devinterp 1.3.2
+in a fresh process) do not count against the workers, which start fresh for every regime. The workers import torch and devinterp only (not slt), so their heaps, and hence the cost of
+devinterp's gc.collect(), are what a devinterp user's process would have.
+
+    python benchmarks/bench_llc.py [--quick] [--regime small|paper|all] [--threads N]
+                                   [--devinterp-venvs ../devinterp-1.3.2,../devinterp-2.0.1] [--json OUT]
+
+Without the venvs the script times slt alone and says so.
+
+SGLD conventions (checked in the installed sources): all three take the step
+    w' = w - (eps/2) (n_beta grad L_batch(w) + gamma (w - w*)) + sqrt(eps) N(0, I)
+with L_batch the mean per-sample loss of the minibatch: devinterp's lr = eps, localization = gamma,
+nbeta (1.3.2) / n_beta (2.0.1) = n_beta, noise_level 1. The estimates differ in what they average:
+slt and 1.3.2 average the loss over the draws after burn-in; 2.0.1's llc_mean averages over EVERY step
+including burn-in, and its L(w*) is the mean over num_init_loss_batches=32 minibatches; the script
+prints 2.0.1's value and also the draws-only value recomputed from its loss_trace. 2.0.1 needs a
+HuggingFace dataset with an "input_ids" column and a per-token loss (batch, seq - 1): here input_ids are
+(i, i) with i the example index, and the loss is the per-example loss of example i (its batch mean is
+exactly the slt loss, centring over the minibatch included for the centred MSE). 2.0.1 also writes every
+step's per-example losses and input ids to a zarr store (a temporary directory, inside the timed call).
+
+Timings depend on the machine and its load: the development machine has 2 cores shared with other jobs,
+so absolute numbers there are measured under contention (the load average is printed); use an idle one.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import gc
+import json
 import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_VENVS = "../devinterp-1.3.2,../devinterp-2.0.1"
+RESULT_TAG = "BENCH_RESULT "  # prefixes the worker's JSON line on stdout (anything else there is ignored)
+V2_METHODS = ("sgmcmc_sgld", "rmsprop_sgld")
 
-from slt.losses import centred_mse, mse  # noqa: E402
-from slt.models import QuadraticNet  # noqa: E402
-from slt.sampling import LLCWarning, estimate_llc  # noqa: E402
-from slt.tasks import make_data  # noqa: E402
 
-try:
-    from devinterp.slt.sampler import estimate_learning_coeff_with_summary
-    from devinterp.optim.sgld import SGLD
-    import devinterp
+# ---------------------------------------------------------------------------------------------------
+# Problems: built in the parent (slt needed for the quadratic network and its data), shipped to the
+# workers as plain tensors so the workers need only torch and devinterp.
+# ---------------------------------------------------------------------------------------------------
 
-    HAVE_DEVINTERP = True
-    DEVINTERP_VERSION = getattr(devinterp, "__version__", "1.3.2?")
-except ImportError:
-    HAVE_DEVINTERP = False
-    DEVINTERP_VERSION = None
+
+@dataclass(frozen=True)
+class Settings:
+    """SGLD settings shared by all libraries; batch None = full batch."""
+
+    eps: float
+    gamma: float
+    n_beta: float
+    chains: int
+    draws: int
+    burnin: int
+    batch: int | None
+
+    @property
+    def chain_steps(self) -> int:
+        return self.chains * (self.draws + self.burnin)
 
 
 class QuadSingle(nn.Module):
-    """One copy of the quadratic network as a plain module (input x = (N, 2) index pairs) for devinterp."""
+    """One copy of the quadratic network as a plain module (input x = (N, 2) index pairs) for devinterp:
+    f(a, b) = ((U_a + V_b) ** 2) A."""
 
-    def __init__(self, net: QuadraticNet):
+    def __init__(self, U: torch.Tensor, V: torch.Tensor, A: torch.Tensor):
         super().__init__()
-        self.U, self.V, self.A = (nn.Parameter(getattr(net, k).detach()[0].clone()) for k in "UVA")
+        self.U, self.V, self.A = (nn.Parameter(t.detach().clone()) for t in (U, V, A))
 
     def forward(self, x):
         h = self.U[x[:, 0]] + self.V[x[:, 1]]
         return (h * h) @ self.A
 
 
-def rrr_setup(n: int = 1024, seed: int = 0):
+def per_example_loss(kind: str, out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Per-example loss (N,) whose mean over the minibatch is the loss slt uses on that minibatch.
+
+    rrr: (1/2)|out_i - t_i|^2; mse: (1/2)|e_{t_i} - out_i|^2; centred_mse: (1/2)|R_i - mean_batch R|^2
+    with R_i = e_{t_i} - out_i (the mean of these is slt.losses.centred_mse of the minibatch).
+    """
+    if kind == "rrr":
+        return 0.5 * (out - t).pow(2).sum(-1)
+    r = nn.functional.one_hot(t, out.shape[-1]).to(out.dtype) - out
+    if kind == "centred_mse":
+        r = r - r.mean(0)
+    elif kind != "mse":
+        raise ValueError(f"unknown loss kind {kind!r}")
+    return 0.5 * r.pow(2).sum(-1)
+
+
+def rrr_problem(n: int = 1024, seed: int = 0) -> dict:
+    """Reduced-rank regression 5 -> 3 -> 5 with n noisy samples of a random teacher (which is w*)."""
     g = torch.Generator().manual_seed(seed)
     model = nn.Sequential(nn.Linear(5, 3, bias=False), nn.Linear(3, 5, bias=False))
     with torch.no_grad():
@@ -76,60 +135,241 @@ def rrr_setup(n: int = 1024, seed: int = 0):
     x = torch.randn(n, 5, generator=g)
     with torch.no_grad():
         y = model(x) + 0.1 * torch.randn(n, 5, generator=g)
-    loss = lambda out, t: 0.5 * ((out - t) ** 2).sum(-1).mean()  # noqa: E731
-    return dict(ours=(model, loss, (x, y)), theirs=(model, loss, x, y))
+    return dict(kind="rrr", params={k: v.detach().clone() for k, v in model.state_dict().items()}, x=x, y=y)
 
 
-def quad_setup(p: int, width: int, frac: float, loss_name: str, seed: int = 0):
+def quad_problem(p: int, width: int, frac: float, loss_name: str, seed: int = 0) -> dict:
+    """The quadratic network on (a + b) mod p with a training fraction frac (slt's data and init)."""
+    from slt.models import QuadraticNet
+    from slt.tasks import make_data
+
     net = QuadraticNet(p, width, generator=torch.Generator().manual_seed(seed))
-    data = make_data(p, "add", frac, seed)
-    a, b, y = data.train()
-    lf = {"mse": mse, "centred_mse": centred_mse}[loss_name]
-    single = QuadSingle(net)
-    theirs_loss = lambda out, t: lf(out[None], t)[0]  # noqa: E731
-    return dict(ours=(net, lf, (a, b, y)), theirs=(single, theirs_loss, torch.stack([a, b], 1), y))
+    a, b, y = make_data(p, "add", frac, seed).train()
+    params = {k: getattr(net, k).detach()[0].clone() for k in "UVA"}
+    return dict(kind=loss_name, params=params, x=torch.stack([a, b], 1), y=y, net=net)
 
 
-def run_ours(setup, *, eps, gamma, n_beta, chains, draws, burnin, batch):
-    model, loss, data = setup["ours"]
+def theirs_model(problem: dict) -> nn.Module:
+    """A fresh plain module at w* for devinterp."""
+    if problem["kind"] == "rrr":
+        model = nn.Sequential(nn.Linear(5, 3, bias=False), nn.Linear(3, 5, bias=False))
+        model.load_state_dict(problem["params"])
+        return model
+    return QuadSingle(*(problem["params"][k] for k in "UVA"))
+
+
+def ours_inputs(problem: dict):
+    """(model, loss_fn, data) for slt.estimate_llc."""
+    from slt.losses import centred_mse, mse
+
+    if problem["kind"] == "rrr":
+        loss = lambda out, t: per_example_loss("rrr", out, t).mean()  # noqa: E731
+        return theirs_model(problem), loss, (problem["x"], problem["y"])
+    lf = {"mse": mse, "centred_mse": centred_mse}[problem["kind"]]
+    x = problem["x"]
+    return problem["net"], lf, (x[:, 0], x[:, 1], problem["y"])
+
+
+def check_losses_agree(problem: dict) -> None:
+    """The per-example losses given to devinterp average to slt's loss (guards the comparison)."""
+    if problem["kind"] == "rrr":
+        return
+    model, lf, (a, b, y) = ours_inputs(problem)
+    with torch.no_grad():
+        ref = float(lf(model(a, b), y)[0])
+        mine = float(per_example_loss(problem["kind"], theirs_model(problem)(problem["x"]), y).mean())
+    if not math.isclose(ref, mine, rel_tol=1e-4, abs_tol=1e-6):
+        raise AssertionError(f"per-example loss mean {mine} != slt loss {ref}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The timed calls
+# ---------------------------------------------------------------------------------------------------
+
+
+def warmup_settings(s: Settings) -> Settings:
+    """A tiny run of the same problem, done untimed before each timed call by every library."""
+    return dataclasses.replace(s, chains=min(s.chains, 2), draws=2, burnin=1)
+
+
+def run_slt(problem: dict, s: Settings) -> dict:
+    """slt.estimate_llc at the settings; wall time of the whole call."""
+    from slt.sampling import LLCWarning, estimate_llc
+
+    model, loss, data = ours_inputs(problem)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LLCWarning)
         t0 = time.perf_counter()
-        res = estimate_llc(model, loss, data, eps=eps, gamma=gamma, n_beta=n_beta, num_chains=chains,
-                           num_draws=draws, num_burnin=burnin, batch_size=batch, seed=0)
+        res = estimate_llc(model, loss, data, eps=s.eps, gamma=s.gamma, n_beta=s.n_beta, num_chains=s.chains,
+                           num_draws=s.draws, num_burnin=s.burnin, batch_size=s.batch, seed=0)
         dt = time.perf_counter() - t0
-    return res.llc, res.llc_se, dt
+    return dict(method="slt", seconds=dt, chain_steps_per_s=s.chain_steps / dt, llc=res.llc, llc_se=res.llc_se)
 
 
-def run_devinterp(setup, *, eps, gamma, n_beta, chains, draws, burnin, batch):
-    model, loss, x, y = setup["theirs"]
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch or len(y),
+def run_devinterp_1(problem: dict, s: Settings) -> list[dict]:
+    """devinterp 1.x: estimate_learning_coeff_with_summary with SGLD(lr=eps, localization=gamma, nbeta)."""
+    from devinterp.optim.sgld import SGLD
+    from devinterp.slt.sampler import estimate_learning_coeff_with_summary
+
+    model, x, y, kind = theirs_model(problem), problem["x"], problem["y"], problem["kind"]
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=s.batch or len(y),
                                          shuffle=True)
-    evaluate = lambda m, data: loss(m(data[0]), data[1])  # noqa: E731
+    evaluate = lambda m, data: per_example_loss(kind, m(data[0]), data[1]).mean()  # noqa: E731
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         out = estimate_learning_coeff_with_summary(
             model, loader, evaluate=evaluate, sampling_method=SGLD,
-            optimizer_kwargs=dict(lr=eps, localization=gamma, nbeta=n_beta),
-            num_chains=chains, num_draws=draws, num_burnin_steps=burnin, num_steps_bw_draws=1,
+            optimizer_kwargs=dict(lr=s.eps, localization=s.gamma, nbeta=s.n_beta),
+            num_chains=s.chains, num_draws=s.draws, num_burnin_steps=s.burnin, num_steps_bw_draws=1,
             seed=0, device="cpu", verbose=False, online=False,
         )
         dt = time.perf_counter() - t0
-    return out["llc/mean"], out["llc/std"] / math.sqrt(chains), dt
+    return [dict(method="sgld", seconds=dt, chain_steps_per_s=s.chain_steps / dt, llc=float(out["llc/mean"]),
+                 llc_se=float(out["llc/std"]) / math.sqrt(s.chains))]
 
 
-def compare(name, setup, **kw):
-    steps = kw["chains"] * (kw["draws"] + kw["burnin"])
-    llc, se, dt = run_ours(setup, **kw)
-    ours = steps / dt
-    line = f"{name:34s} chains={kw['chains']:3d}  slt: {ours:9.0f} chain-steps/s  LLC {llc:9.4g} ± {se:.2g}"
-    if HAVE_DEVINTERP:
-        llc2, se2, dt2 = run_devinterp(setup, **kw)
-        theirs = steps / dt2
-        line += f" | devinterp: {theirs:8.0f} chain-steps/s  LLC {llc2:9.4g} ± {se2:.2g} | ratio {ours / theirs:6.1f}x"
-    print(line, flush=True)
-    return ours
+class _TimedGC:
+    """Stands in for the gc module inside devinterp.slt.sampler: collects as before, and times it."""
+
+    def __init__(self):
+        self.seconds, self.calls = 0.0, 0
+
+    def collect(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return gc.collect(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.calls += 1
+
+
+def run_devinterp_2(problem: dict, s: Settings) -> list[dict]:
+    """devinterp 2.x: devinterp.slt.llc.llc(model, dataset with input_ids (i, i), observables={},
+    lr=eps, n_beta, localization=gamma, sampling_method=...) once per method in V2_METHODS."""
+    import devinterp.slt.sampler as sampler_mod
+    from datasets import Dataset
+    from devinterp.slt.llc import llc
+
+    x, y, kind = problem["x"], problem["y"], problem["kind"]
+    n = len(y)
+    idx = torch.arange(n)
+    dataset = Dataset.from_dict({"input_ids": torch.stack([idx, idx], 1).tolist()}).with_format("torch")
+
+    def loss_fn(model, input_ids):  # (batch, 2) -> (batch, 1): the per-example loss of example input_ids[:, 0]
+        i = input_ids[:, 0]
+        return per_example_loss(kind, model(x[i]), y[i])[:, None]
+
+    timed_gc = _TimedGC()
+    real_gc, sampler_mod.gc = sampler_mod.gc, timed_gc
+    results = []
+    try:
+        for method in V2_METHODS:
+            model = theirs_model(problem)
+            timed_gc.seconds, timed_gc.calls = 0.0, 0
+            with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t0 = time.perf_counter()
+                out = llc(model, dataset, {}, lr=s.eps, n_beta=s.n_beta, loss_fn=loss_fn, localization=s.gamma,
+                          sampling_method=method, num_chains=s.chains, num_draws=s.draws,
+                          num_burnin_steps=s.burnin, num_steps_bw_draws=1, batch_size=s.batch or n,
+                          init_seed=0, device="cpu", output_path=os.path.join(tmp, "samples.zarr"))
+                dt = time.perf_counter() - t0
+            trace = torch.as_tensor(out.loss_trace.values, dtype=torch.float64)  # (chain, step), burn-in first
+            per_chain = s.n_beta * (trace[:, s.burnin:].mean(1) - float(out.init_loss))
+            results.append(dict(
+                method=method, seconds=dt, chain_steps_per_s=s.chain_steps / dt,
+                gc_seconds=timed_gc.seconds, gc_calls=timed_gc.calls,
+                chain_steps_per_s_without_gc=s.chain_steps / (dt - timed_gc.seconds),
+                llc=float(out.llc_mean), llc_se=float(out.llc_std) / math.sqrt(s.chains),
+                llc_draws_only=float(per_chain.mean()),
+                llc_draws_only_se=float(per_chain.std(unbiased=False)) / math.sqrt(s.chains)))
+    finally:
+        sampler_mod.gc = real_gc
+    return results
+
+
+def worker_main(name: str, problem_path: str, settings_json: str, threads: int) -> int:
+    """Runs inside a devinterp venv: one JSON line tagged RESULT_TAG on stdout."""
+    from importlib.metadata import version
+
+    torch.set_num_threads(threads)
+    s = Settings(**json.loads(settings_json))
+    problem = torch.load(problem_path, weights_only=True)
+    ver = version("devinterp")
+    if name.startswith("devinterp-") and name != f"devinterp-{ver}":
+        print(f"note: worker {name} found devinterp {ver}", file=sys.stderr)
+    run = run_devinterp_1 if ver.startswith("1.") else run_devinterp_2
+    run(problem, warmup_settings(s))  # untimed: first-call costs (lazy imports, allocator, thread pool)
+    runs = run(problem, s)
+    print(RESULT_TAG + json.dumps(dict(version=ver, torch=torch.__version__, threads=torch.get_num_threads(),
+                                       runs=runs)), flush=True)
+    return 0
+
+
+def run_worker(venv: str, problem_path: str, s: Settings, threads: int) -> dict:
+    """Run one devinterp version in its venv's python; its parsed JSON, or dict(error=...)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TQDM_DISABLE="1")
+    cmd = [os.path.join(venv, "bin", "python"), os.path.abspath(__file__), "--worker", os.path.basename(venv),
+           "--problem", problem_path, "--settings", json.dumps(dataclasses.asdict(s)), "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+    return dict(error=f"exit {proc.returncode}: {tail}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Comparison, roofline, driver
+# ---------------------------------------------------------------------------------------------------
+
+
+CONVENTIONS = """\
+conventions: all take w' = w - (eps/2)(n_beta grad L_batch + gamma (w - w*)) + sqrt(eps) N(0, I), devinterp's
+  lr = eps, localization = gamma, nbeta/n_beta = n_beta; every library makes one untimed warm-up call first.
+  devinterp 2.0.1: llc_mean averages the loss over burn-in too and takes L(w*) from 32 minibatches (a
+  draws-only value is printed under it); it writes every step's losses to zarr (timed); its gc.collect()
+  calls are timed inside the same run and subtracted for the 'without' line. rmsprop_sgld is preconditioned
+  (alpha 0.99, eps 0.1), so at the same lr it samples differently: compare its speed, not its estimate."""
+
+
+def fmt_llc(llc: float, se: float) -> str:
+    return f"LLC {llc:9.4g} ± {se:.2g}"
+
+
+def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str) -> dict:
+    """Time slt here, then each devinterp venv in a subprocess, back to back; print one line per method."""
+    print(f"{name}, chains={s.chains}, draws={s.draws}, burn-in={s.burnin}, batch={s.batch or 'full'}, "
+          f"eps={s.eps:g}, gamma={s.gamma:g}, n_beta={s.n_beta:.4g}", flush=True)
+    check_losses_agree(problem)
+    run_slt(problem, warmup_settings(s))
+    ours = run_slt(problem, s)
+    print(f"  {'slt':30s} {ours['chain_steps_per_s']:9.0f} chain-steps/s  {fmt_llc(ours['llc'], ours['llc_se'])}",
+          flush=True)
+    row = dict(name=name, settings=dataclasses.asdict(s), slt=ours, devinterp={})
+    if not venvs:
+        return row
+    path = os.path.join(tmpdir, "problem.pt")
+    torch.save({k: v for k, v in problem.items() if k != "net"}, path)
+    for venv in venvs:
+        res = run_worker(venv, path, s, torch.get_num_threads())
+        row["devinterp"][os.path.basename(venv)] = res
+        if "error" in res:
+            print(f"  {os.path.basename(venv):30s} FAILED {res['error']}", flush=True)
+            continue
+        for r in res["runs"]:
+            label = f"devinterp {res['version']} {r['method']}"
+            line = (f"  {label:30s} {r['chain_steps_per_s']:9.0f} chain-steps/s  {fmt_llc(r['llc'], r['llc_se'])}"
+                    f"  slt/this {ours['chain_steps_per_s'] / r['chain_steps_per_s']:6.1f}x")
+            if "gc_seconds" in r:
+                line += (f"\n  {'':30s} {r['chain_steps_per_s_without_gc']:9.0f} chain-steps/s without its "
+                         f"{r['gc_calls']} gc.collect() ({r['gc_seconds']:.2f} s of {r['seconds']:.2f} s)  "
+                         f"slt/this {ours['chain_steps_per_s'] / r['chain_steps_per_s_without_gc']:6.1f}x"
+                         f"\n  {'':30s} draws only: {fmt_llc(r['llc_draws_only'], r['llc_draws_only_se'])} "
+                         f"(above: devinterp 2's llc_mean, burn-in included)")
+            print(line, flush=True)
+    return row
 
 
 def roofline(p: int, width: int, batch: int, rows: int):
@@ -168,34 +408,83 @@ def roofline(p: int, width: int, batch: int, rows: int):
     return bound
 
 
+def write_json(path: str, obj: dict) -> None:
+    """Atomic write (temp file + rename), so a reader never sees half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def find_venvs(spec: str) -> tuple[list[str], list[str]]:
+    """Comma-separated venv dirs (relative to the repo root) -> (usable, missing)."""
+    usable, missing = [], []
+    for d in filter(None, (x.strip() for x in spec.split(","))):
+        full = os.path.normpath(os.path.join(REPO, d))
+        (usable if os.path.exists(os.path.join(full, "bin", "python")) else missing).append(full)
+    return usable, missing
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     ap.add_argument("--regime", choices=("small", "paper", "all"), default="all")
     ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads for both libraries (default 1: on a shared machine more threads spin)")
+                    help="torch threads for every library (default 1: on a shared machine more threads spin)")
+    ap.add_argument("--devinterp-venvs", default=DEFAULT_VENVS,
+                    help=f"comma-separated devinterp venvs, relative to the repo root (default {DEFAULT_VENVS})")
+    ap.add_argument("--json", metavar="OUT", help="also write the numbers to this JSON file")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--problem", help=argparse.SUPPRESS)
+    ap.add_argument("--settings", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        return worker_main(args.worker, args.problem, args.settings, args.threads)
+
+    sys.path.insert(0, REPO)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, devinterp "
-          f"{DEVINTERP_VERSION if HAVE_DEVINTERP else 'NOT INSTALLED (slt timed alone)'}")
+    venvs, missing = find_venvs(args.devinterp_venvs)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f} (1 min)")
+    print("devinterp venvs: " + (", ".join(os.path.relpath(v, REPO) for v in venvs) or "none"), end="")
+    print(("; NOT FOUND: " + ", ".join(os.path.relpath(v, REPO) for v in missing)
+           + " (bash benchmarks/install_devinterp.sh)") if missing else "")
+    if not venvs:
+        print("devinterp NOT INSTALLED: slt timed alone")
+    else:
+        print(CONVENTIONS)
+    report = dict(torch=torch.__version__, threads=torch.get_num_threads(), cpus=os.cpu_count(),
+                  loadavg_start=os.getloadavg(), quick=args.quick, cases=[])
     q = 4 if args.quick else 1
-    if args.regime in ("small", "all"):
-        print("== small models, 64 chains (target >= 20x) ==")
-        compare("RRR 5x3x5, n=1024, batch 128", rrr_setup(), eps=1e-4, gamma=100.0, n_beta=1024 / math.log(1024),
-                chains=64, draws=200 // q, burnin=50 // q, batch=128)
-        s = quad_setup(7, 3, 0.8, "mse")
-        n = s["ours"][2][0].numel()
-        compare(f"QuadNet p=7 K=3, n={n}, full batch", s, eps=1e-3, gamma=100.0, n_beta=n / math.log(n),
-                chains=64, draws=200 // q, burnin=50 // q, batch=None)
-    if args.regime in ("paper", "all"):
-        print("== paper's setting: p=53, K=1024, 40% train, batch 128, centred MSE (target >= 3x) ==")
-        s = quad_setup(53, 1024, 0.4, "centred_mse")
-        n = s["ours"][2][0].numel()
-        for chains in (3, 32):
-            ours = compare(f"QuadNet p=53 K=1024, n={n}, batch 128", s, eps=5e-4, gamma=5.0,
-                           n_beta=n / math.log(n), chains=chains, draws=60 // q, burnin=10 // q, batch=128)
-            bound = roofline(53, 1024, 128, chains)
-            print(f"   slt reaches {ours / bound:.0%} of the roofline bound at {chains} chains")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        def record(row):
+            report["cases"].append(row)
+            if args.json:
+                write_json(args.json, dict(report, loadavg_now=os.getloadavg()))
+
+        if args.regime in ("small", "all"):
+            print("== small models, 64 chains (target >= 20x) ==")
+            record(compare("RRR 5x3x5, n=1024, batch 128", rrr_problem(),
+                           Settings(eps=1e-4, gamma=100.0, n_beta=1024 / math.log(1024), chains=64, draws=200 // q,
+                                    burnin=50 // q, batch=128), venvs, tmpdir))
+            prob = quad_problem(7, 3, 0.8, "mse")
+            n = len(prob["y"])
+            record(compare(f"QuadNet p=7 K=3, n={n}, full batch", prob,
+                           Settings(eps=1e-3, gamma=100.0, n_beta=n / math.log(n), chains=64, draws=200 // q,
+                                    burnin=50 // q, batch=None), venvs, tmpdir))
+        if args.regime in ("paper", "all"):
+            print("== paper's setting: p=53, K=1024, 40% train, batch 128, centred MSE (target >= 3x) ==")
+            prob = quad_problem(53, 1024, 0.4, "centred_mse")
+            n = len(prob["y"])
+            for chains in (3, 32):
+                row = compare(f"QuadNet p=53 K=1024, n={n}, batch 128", prob,
+                              Settings(eps=5e-4, gamma=5.0, n_beta=n / math.log(n), chains=chains, draws=60 // q,
+                                       burnin=10 // q, batch=128), venvs, tmpdir)
+                ours = row["slt"]["chain_steps_per_s"]
+                bound = roofline(53, 1024, 128, chains)
+                print(f"   slt reaches {ours / bound:.0%} of the roofline bound at {chains} chains")
+                record(dict(row, roofline_bound=bound, roofline_fraction=ours / bound))
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     return 0
 
 
