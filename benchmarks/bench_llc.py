@@ -26,7 +26,8 @@ slt runs first in the parent, then the workers, back to back, one process at a t
 compare them on an otherwise idle machine. Only the estimate call is timed (not interpreter start-up or
 imports), and every library first makes one untimed warm-up call (2 chains, 3 steps) on the same problem
 in the same process, so that one-time costs (lazy imports, first-op set-up: ~0.8 s for devinterp 1.3.2
-in a fresh process) do not count against the workers, which start fresh for every regime. The workers import torch and devinterp only (not slt), so their heaps, and hence the cost of
+in a fresh process) do not count against the workers, which start fresh for every regime. The workers
+import torch and devinterp only (not slt), so their heaps, and hence the cost of
 devinterp's gc.collect(), are what a devinterp user's process would have.
 
     python benchmarks/bench_llc.py [--quick] [--regime small|paper|all] [--threads N]
