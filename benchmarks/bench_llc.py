@@ -376,7 +376,9 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
 def roofline(p: int, width: int, batch: int, rows: int):
     """Measure matmul FLOP/s, randn samples/s and copy bandwidth here; bound chain-steps/s for the
     quadratic network: 3 matmuls of 2*b*m*p FLOPs (forward, two in backward), d = 3 p m Gaussian
-    draws, and ~12 passes of d floats through memory (gather/scatter, drift, update, MALA dots)."""
+    draws, ~12 passes of d floats through memory (drift, update, MALA dots) and 6 passes of the b x m
+    activations (gather h, square s, G A^T, h * G A^T, its scatter into the drift): the forward and backward
+    move them whatever the implementation (at the paper's setting b m = 131,072 against d = 162,816)."""
     d = 3 * p * width
     x = torch.randn(rows * batch, width)
     w = torch.randn(width, p)
@@ -401,7 +403,7 @@ def roofline(p: int, width: int, batch: int, rows: int):
     bw = 3 * 4 * rows * d * 10 / (time.perf_counter() - t0)  # bytes/s (2 reads + 1 write)
     t_flop = 3 * 2 * batch * width * p / flops
     t_randn = d / randn
-    t_mem = 12 * 4 * d / bw
+    t_mem = 4 * (12 * d + 6 * batch * width) / bw
     bound = 1.0 / (t_flop + t_randn + t_mem)
     print(f"roofline (rows={rows}): matmul {flops / 1e9:.1f} GFLOP/s, randn {randn / 1e6:.0f} M/s, "
           f"bandwidth {bw / 1e9:.1f} GB/s -> per chain-step {t_flop * 1e6:.0f} us FLOPs + {t_randn * 1e6:.0f} us randn "

@@ -7,6 +7,8 @@ Part 1 (issue 2, target >= 5x): p = 97, width 512, 40% of pairs, full batch, Ada
   naive: x = [e_a; e_b] as a dense (N, 2p) matrix, nn.Linear(2p, K, bias=False) -> square ->
   nn.Linear(K, p, bias=False), dense one-hot targets, same data, same initial weights, same optimiser.
   The two runs are checked to follow the same trajectory before their speed is compared.
+Part 4 (issue 15, target >= 80%): seconds per training step of the grokking preset against the FLOP-and-bandwidth
+  bound measured on this machine (training_roofline), B = 1, 10, 100 seeds.
 Part 2 (target: 100 seeds of the grokking preset trained to grokking in < 15 min on 2 cores):
   steps/s of the preset's minibatch training with B seeds on the copy axis, against B = 1; the 100-seed
   wall time is extrapolated as (steps to grokking of the preset) x (seconds per step of the chosen layout).
@@ -154,6 +156,41 @@ def part2(preset: TrainConfig, steps_to_grok: int, batch_sizes: list[int], n: in
                 print(f"  batched B = {B} vs one seed at a time: {b1 / t:.2f}x seed-steps/s")
 
 
+# ---------------------------------------------------------------------------------------------- part 4
+
+def training_roofline(cfg: TrainConfig, B: int, repeats: int = 5) -> float:
+    """Seconds per training step that this machine cannot beat for ``cfg`` with B seeds, measured here:
+
+        FLOPs:  3 matmuls of 2 b m q per seed (forward s A, backward G A^T and s^T G), at the rate of one
+                (B b, m) x (m, q) matmul (the most favourable shape: the batched ones are no larger);
+        memory: 8 passes of d = (2p + q) m floats per seed (the gradient written once; a fused Adam reads
+                w, g, m, v and writes w, m, v) and 6 of the b x m activations (gather h, square s, G A^T,
+                2 h G A^T, the scatter of it), at the bandwidth of a large elementwise add;
+        bound = FLOP time + memory time (no overlap assumed, which flatters the bound less than max()).
+    The per-step Python and kernel-launch overheads, the minibatch gathers of indices and the loss are free."""
+    p, m, q, b = cfg.p, cfg.width, cfg.p, cfg.batch_size or 1
+    x = torch.randn(B * b, m)
+    w = torch.randn(m, q)
+    flops = 2 * B * b * m * q / timeit(lambda: x @ w, 10, repeats)
+    d = (2 * p + q) * m
+    buf = torch.randn(B, d)
+    out = torch.empty_like(buf)
+    bw = 3 * 4 * buf.numel() / timeit(lambda: torch.add(buf, buf, out=out), 10, repeats)
+    t_flop = 3 * 2 * B * b * m * q / flops
+    t_mem = 4 * B * (8 * d + 6 * b * m) / bw
+    print(f"  roofline B = {B}: matmul {flops / 1e9:.1f} GFLOP/s, bandwidth {bw / 1e9:.1f} GB/s -> {t_flop * 1e3:.2f} ms "
+          f"FLOPs + {t_mem * 1e3:.2f} ms memory = {(t_flop + t_mem) * 1e3:.2f} ms per step")
+    return t_flop + t_mem
+
+
+def part4(preset: TrainConfig, batch_sizes: list[int], n: int, repeats: int) -> None:
+    for B in batch_sizes:
+        cfg = preset.replace(seeds=tuple(range(B)))
+        bound = training_roofline(cfg, B, repeats)
+        t = seconds_per_step(cfg, n, repeats)
+        print(f"  B = {B:3d}: measured {t * 1e3:.2f} ms per step -> {bound / t:.0%} of the roofline   [{load()}]")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -162,17 +199,24 @@ def main() -> int:
                     help="override the steps-to-grokking used in the extrapolation (default: the preset's "
                          "`steps`, an upper bound chosen from the sweep)")
     ap.add_argument("--paper", action="store_true", help="also extrapolate the paper's hyperparameters")
+    ap.add_argument("--parts", default="1,2,4", help="comma-separated parts to run (default 1,2,4; --paper adds 3)")
     args = ap.parse_args()
+    parts = {x.strip() for x in args.parts.split(",")}
     torch.set_num_threads(args.threads)
     n, rep = (10, 3) if args.quick else (20, 5)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores visible")
-    print("Part 1: slt vs naive dense one-hot loop (p = 97, width 512, fraction 0.4, full batch, Adam)")
-    part1(97, 512, 0.4, n, rep)
-    print("Part 1b: the paper's setting size (p = 53, width 1024, fraction 0.4, full batch)")
-    part1(53, 1024, 0.4, n, rep)
     preset = default_config("grokking")
-    print("Part 2: seeds on the copy axis vs one at a time (grokking preset, minibatch)")
-    part2(preset, args.steps_to_grok or preset.steps, [1, 10, 100], 4 * n, rep)
+    if "1" in parts:
+        print("Part 1: slt vs naive dense one-hot loop (p = 97, width 512, fraction 0.4, full batch, Adam)")
+        part1(97, 512, 0.4, n, rep)
+        print("Part 1b: the paper's setting size (p = 53, width 1024, fraction 0.4, full batch)")
+        part1(53, 1024, 0.4, n, rep)
+    if "2" in parts:
+        print("Part 2: seeds on the copy axis vs one at a time (grokking preset, minibatch)")
+        part2(preset, args.steps_to_grok or preset.steps, [1, 10, 100], 4 * n, rep)
+    if "4" in parts:
+        print("Part 4: training step against its roofline (grokking preset, minibatch, fused Adam)")
+        part4(preset, [1, 10, 100], 2 * n, rep)
     if args.paper:
         print("Part 3: the paper's own hyperparameters (width 1024, lr 1e-4, wd 1e-5), grokking by ~15,000 steps")
         paper = preset.replace(width=1024, lr=1e-4, weight_decay=1e-5)

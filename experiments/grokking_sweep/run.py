@@ -1,6 +1,10 @@
 """Grokking sweep: which (lr, weight decay, width, train fraction) memorise early and generalise late?
 
-Usage:  python experiments/grokking_sweep/run.py [--config sweep.json] [--only NAME ...] [--threads 1]
+Usage:  python experiments/grokking_sweep/run.py [--config sweep.json] [--only NAME ...] [--scheduler serial|ADDR]
+        [--workers N]
+
+One task per point on the task layer (slt.execution: an embedded Dask LocalCluster by default, one single-threaded
+worker per core; ``--scheduler serial`` runs them in this process with the same numbers).
 
 Each point of the JSON config (``base`` config updated by the point's ``overrides``) is trained with all
 its seeds on the copy axis via ``slt.training.train``. Per point and seed it records the memorisation step
@@ -81,23 +85,35 @@ def table(results: dict, order: list[str]) -> str:
     return "\n".join(lines)
 
 
+def run_point(config: dict, why: str) -> dict:
+    """One point, as a task on the task layer (slt.execution): train all its seeds, summarise."""
+    # strong weight decay collapses the weights to ~1e-29 (subnormal floats), which made those points ~5x
+    # slower on CPU; flushing subnormals to zero changes nothing above 1e-38
+    torch.set_flush_denormal(True)
+    summary = summarise(train(TrainConfig.from_dict(config)))
+    summary["why"] = why
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
+    from slt.execution import check_scheduler, open_runner
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(HERE / "sweep.json"))
     ap.add_argument("--results", default=str(HERE / "results.json"))
     ap.add_argument("--only", nargs="*", help="run only these point names")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
+    ap.add_argument("--scheduler", default=None, help="local (default: embedded Dask LocalCluster, one 1-thread "
+                    "worker per core), serial (this process) or a Dask scheduler address")
+    ap.add_argument("--workers", type=int, default=None, help="worker processes of the embedded LocalCluster")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    # strong weight decay collapses the weights to ~1e-29 (subnormal floats), which made those points ~5x
-    # slower on CPU; flushing subnormals to zero changes nothing above 1e-38
-    torch.set_flush_denormal(True)
+    check_scheduler(args.scheduler, args.workers)
 
     spec = json.loads(Path(args.config).read_text())
     base = spec["base"]
     res_path = Path(args.results)
     results = json.loads(res_path.read_text()) if res_path.exists() else {}
     order = [pt["name"] for pt in spec["points"]]
+    todo = []
     for pt in spec["points"]:
         name = pt["name"]
         if args.only and name not in args.only:
@@ -106,15 +122,23 @@ def main(argv: list[str] | None = None) -> int:
         if name in results and results[name]["config"] == cfg.to_dict():
             print(f"[skip] {name}: done")
             continue
-        print(f"[run]  {name}: {pt.get('overrides', {})}", flush=True)
-        summary = summarise(train(cfg))
-        summary["why"] = pt.get("why", "")
+        todo.append((name, cfg, pt))
+
+    def record(name: str, summary: dict) -> None:  # in this process, as each task finishes: nothing is lost
         results[name] = summary
         atomic_write_json(res_path, results)
-        print(f"       late {summary['n_grokked_late']}/{summary['n_seeds']}, "
+        print(f"       {name}: late {summary['n_grokked_late']}/{summary['n_seeds']}, "
               f"mem {[s['memorisation_step'] for s in summary['seeds']]}, "
               f"grok {[s['grokking_step'] for s in summary['seeds']]}, {summary['wall_time_s']:.0f} s", flush=True)
         atomic_write_text(HERE / "RESULTS_TABLE.md", table(results, order) + "\n")
+
+    if todo:
+        with open_runner(args.scheduler, args.workers) as run:
+            for name, cfg, pt in todo:
+                print(f"[run]  {name}: {pt.get('overrides', {})}", flush=True)
+                run.submit(run_point, cfg.to_dict(), pt.get("why", ""), name=name,
+                           then=lambda summary, name=name: record(name, summary))
+            run.gather()
     atomic_write_text(HERE / "RESULTS_TABLE.md", table(results, order) + "\n")
     print(table(results, order))
     return 0
