@@ -34,6 +34,23 @@ def test_quick_family_claim_structure_theory_and_cache(tmp_path):
     assert ctx.cache.computed == n
 
 
+def test_family_check_runs_its_cases_as_units_and_matches_the_direct_claim(tmp_path):
+    """run_family_check submits the closed-form fit and each case as units (here serially); the verdict then
+    reads them from the cache (nothing computed twice) and equals the claim computed directly."""
+    lines = []
+    res = run_family_check(["parity"], tmp_path / "units", quick=True, scheduler="serial", log=lines.append)
+    assert any(ln.startswith("[1/2] family parity closed form done") for ln in lines), lines
+    assert any("family parity/p3-K2 done" in ln for ln in lines), lines
+    direct = claim_family(Context(tmp_path / "direct", PointCache(tmp_path / "direct" / "cache"), log=lambda s: None),
+                          family_spec("parity", quick=True))
+    assert res[0].data["cases"][0]["estimate"] == direct.data["cases"][0]["estimate"]
+    report = json.loads((tmp_path / "units" / "report.json").read_text())
+    assert report["meta"]["scheduler"] == "serial"
+    again = []
+    run_family_check(["parity"], tmp_path / "units", quick=True, scheduler="serial", log=again.append)
+    assert not any("done in" in ln for ln in again)  # every point cached: no task submitted
+
+
 def test_family_names_and_cli_errors(tmp_path, capsys):
     assert set(FAMILY_CHECKS) <= set(FAMILIES)
     with pytest.raises(ValueError, match="family must be one of"):

@@ -85,63 +85,112 @@ def _hessian_eigs(pspec, params: dict, x, centred: bool) -> list[float]:
     return (s.pow(2) / n).tolist()
 
 
-def claim_family(ctx: Context, spec: FamilyCheckSpec) -> ClaimResult:
-    """SGLD estimate (eps -> 0) at a generic teacher of each case equals rank J / 2 of the family."""
+def _family(name: str):
+    from slt.theory.families import FAMILIES
+
+    if name not in FAMILIES:
+        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {name!r}")
+    return FAMILIES[name]
+
+
+def _formula_key(spec: FamilyCheckSpec) -> tuple[str, dict]:
+    fam = _family(spec.family)
+    return f"family-{fam.name}-formula", {"family": asdict(fam)}
+
+
+def _formula_point(ctx: Context, spec: FamilyCheckSpec) -> dict:
+    """The family's fitted closed form (exact ranks over a grid of sizes), cached."""
+    from slt.theory.families import fit_family
+
+    name, key = _formula_key(spec)
+    return ctx.cache.get_or_compute(name, key, lambda: fit_family(_family(spec.family), held_numerical=False).to_dict())
+
+
+def _case_key(spec: FamilyCheckSpec, i: int) -> tuple[str, str, dict]:
+    """(label, cache name, cache key) of case ``i``."""
+    fam = _family(spec.family)
+    p, K = spec.cases[i]
+    label = f"{fam.name}/p{p}-K{K}"
+    key = {"family": asdict(fam), "case": [p, K], "sgld": asdict(spec.sgld), "eps_factors": list(spec.eps_factors),
+           "teacher_seed": spec.teacher_seed, "teacher_scale": spec.teacher_scale}
+    if spec.teacher_draws != 1:
+        key["teacher_draws"] = spec.teacher_draws
+    return label, f"family-{label.replace('/', '-')}", key
+
+
+def _case_point(ctx: Context, spec: FamilyCheckSpec, i: int) -> dict:
+    """Case ``i``: exact rank at the family's inputs, the best-conditioned of the teacher draws, SGLD at the eps
+    factors extrapolated to eps -> 0 and the predicted relaxation deficit; one cached point (a unit of work)."""
     from slt.models.polynomial import PolyNetModule
     from slt.sampling import extrapolate_to_zero
-    from slt.theory.families import FAMILIES, _eval, family_instance, fit_family
+    from slt.theory.families import family_instance
     from slt.theory.polynomial import generic_rank
 
-    if spec.family not in FAMILIES:
-        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {spec.family!r}")
-    fam = FAMILIES[spec.family]
+    fam = _family(spec.family)
+    p, K = spec.cases[i]
+    _, name, key = _case_key(spec, i)
+
+    def compute() -> dict:
+        pspec, x, task = family_instance(fam, p, K)
+        th = generic_rank(pspec, x, fam.centred)
+        draws = [PolyNetModule(pspec, seed=1000 + spec.teacher_seed + i + 7919 * j, scale=spec.teacher_scale)
+                 for j in range(spec.teacher_draws)]
+        conds = [(lambda h: h[0] / h[-1])(_hessian_eigs(pspec, m.param_dict(), x, fam.centred)) for m in draws]
+        teacher = draws[int(np.argmin(conds))]
+        xt = torch.as_tensor(x)
+        with torch.no_grad():
+            target = teacher(xt)
+        t1 = time.perf_counter()
+        r = backend.llc_eps_to_zero(teacher, soft_target_loss(fam.centred), (xt, target), spec.sgld,
+                                    spec.eps_factors, seed=spec.teacher_seed + i)
+        sgld_s = time.perf_counter() - t1
+        h = _hessian_eigs(pspec, teacher.param_dict(), x, fam.centred)
+        sg, nb, gm = spec.sgld, r.n_beta, r.gamma
+        hh = [1.0] * len(h) if sg.precondition else h  # whitened frame: every curved direction has precision 1
+        if sg.precondition:
+            nb, gm = 1.0, 0.0
+        pred = [backend.gaussian_transient(hh, nb, gm, row["eps"], sg.num_burnin, sg.num_draws) for row in r.rows]
+        fit = [(row["eps"], pr[0], row["llc_se"]) for row, pr in zip(r.rows, pred) if row["in_fit"]]
+        c0 = extrapolate_to_zero(*zip(*fit))[0] if len(fit) >= 2 else math.nan
+        eq0 = extrapolate_to_zero(*zip(*[(row["eps"], pr[1], row["llc_se"]) for row, pr in zip(r.rows, pred)]))[0] \
+            if len(r.rows) >= 2 else math.nan
+        return {"theory": th.to_dict(), "llc": r.to_dict(), "sgld_s": sgld_s, "n_params": pspec.n_params,
+                "n_train": int(len(x)), "p_formula": th.n_distinct, "condition": h[0] / h[-1] if h else math.nan,
+                "transient_deficit": eq0 - c0, "arch": pspec.label(), "teacher_conditions": conds,
+                "size": {"p": task.alphabets[0] if task.alphabets else task.dense_dim, "K": K,
+                         "N": th.n_distinct - int(fam.centred)}}
+
+    return ctx.cache.get_or_compute(name, key, compute)
+
+
+def family_units(ctx: Context, spec: FamilyCheckSpec) -> list:
+    """Units of work for the task layer (:class:`slt.checks.claims.Unit`): the closed-form fit and one per case."""
+    from slt.checks.claims import Unit
+
+    fname, fkey = _formula_key(spec)
+    units = [Unit("exact", f"family {spec.family} closed form", fname, fkey, _formula_point, (spec,))]
+    for i in range(len(spec.cases)):
+        label, name, key = _case_key(spec, i)
+        units.append(Unit("closed_form", f"family {label}", name, key, _case_point, (spec, i)))
+    return units
+
+
+def claim_family(ctx: Context, spec: FamilyCheckSpec) -> ClaimResult:
+    """SGLD estimate (eps -> 0) at a generic teacher of each case equals rank J / 2 of the family."""
+    from slt.theory.families import _eval
+
+    fam = _family(spec.family)
     t0 = time.perf_counter()
-    form = ctx.cache.get_or_compute(f"family-{fam.name}-formula", {"family": asdict(fam)},
-                                    lambda: fit_family(fam, held_numerical=False).to_dict())
+    form = _formula_point(ctx, spec)
     import sympy as sp
 
     formula = None if form["formula"] is None else sp.sympify(form["formula"], locals={"p": sp.Symbol("p", positive=True, integer=True),
                                                                                           "K": sp.Symbol("K", positive=True, integer=True),
                                                                                           "N": sp.Symbol("N", positive=True, integer=True)})
     verdicts, rows = [], []
-    for i, (p, K) in enumerate(spec.cases):
-        label = f"{fam.name}/p{p}-K{K}"
-        key = {"family": asdict(fam), "case": [p, K], "sgld": asdict(spec.sgld), "eps_factors": list(spec.eps_factors),
-               "teacher_seed": spec.teacher_seed, "teacher_scale": spec.teacher_scale}
-        if spec.teacher_draws != 1:
-            key["teacher_draws"] = spec.teacher_draws
-
-        def compute(p=p, K=K, i=i) -> dict:
-            pspec, x, task = family_instance(fam, p, K)
-            th = generic_rank(pspec, x, fam.centred)
-            draws = [PolyNetModule(pspec, seed=1000 + spec.teacher_seed + i + 7919 * j, scale=spec.teacher_scale)
-                     for j in range(spec.teacher_draws)]
-            conds = [(lambda h: h[0] / h[-1])(_hessian_eigs(pspec, m.param_dict(), x, fam.centred)) for m in draws]
-            teacher = draws[int(np.argmin(conds))]
-            xt = torch.as_tensor(x)
-            with torch.no_grad():
-                target = teacher(xt)
-            t1 = time.perf_counter()
-            r = backend.llc_eps_to_zero(teacher, soft_target_loss(fam.centred), (xt, target), spec.sgld,
-                                        spec.eps_factors, seed=spec.teacher_seed + i)
-            sgld_s = time.perf_counter() - t1
-            h = _hessian_eigs(pspec, teacher.param_dict(), x, fam.centred)
-            sg, nb, gm = spec.sgld, r.n_beta, r.gamma
-            hh = [1.0] * len(h) if sg.precondition else h  # whitened frame: every curved direction has precision 1
-            if sg.precondition:
-                nb, gm = 1.0, 0.0
-            pred = [backend.gaussian_transient(hh, nb, gm, row["eps"], sg.num_burnin, sg.num_draws) for row in r.rows]
-            fit = [(row["eps"], pr[0], row["llc_se"]) for row, pr in zip(r.rows, pred) if row["in_fit"]]
-            c0 = extrapolate_to_zero(*zip(*fit))[0] if len(fit) >= 2 else math.nan
-            eq0 = extrapolate_to_zero(*zip(*[(row["eps"], pr[1], row["llc_se"]) for row, pr in zip(r.rows, pred)]))[0] \
-                if len(r.rows) >= 2 else math.nan
-            return {"theory": th.to_dict(), "llc": r.to_dict(), "sgld_s": sgld_s, "n_params": pspec.n_params,
-                    "n_train": int(len(x)), "p_formula": th.n_distinct, "condition": h[0] / h[-1] if h else math.nan,
-                    "transient_deficit": eq0 - c0, "arch": pspec.label(), "teacher_conditions": conds,
-                    "size": {"p": task.alphabets[0] if task.alphabets else task.dense_dim, "K": K,
-                             "N": th.n_distinct - int(fam.centred)}}
-
-        res = ctx.cache.get_or_compute(f"family-{label.replace('/', '-')}", key, compute)
+    for i in range(len(spec.cases)):
+        label, _, _ = _case_key(spec, i)
+        res = _case_point(ctx, spec, i)
         r = backend.CalibratedLLC.from_dict(res["llc"])
         th = res["theory"]
         lam = th["rank"] / 2
@@ -180,9 +229,14 @@ def claim_family(ctx: Context, spec: FamilyCheckSpec) -> ClaimResult:
                        wall_s=time.perf_counter() - t0)
 
 
-def run_family_check(names, out_dir="slt-check-family", *, quick: bool = False, log=print) -> list[ClaimResult]:
+def run_family_check(names, out_dir="slt-check-family", *, quick: bool = False, log=print,
+                     scheduler: str | None = None, n_workers: int | None = None) -> list[ClaimResult]:
     """Run the family checks ``names`` (one name or a list; "all" for every family), write report.md /
-    report.json into ``out_dir`` (points cached there, so a rerun resumes) and print the summary table."""
+    report.json into ``out_dir`` (points cached there, so a rerun resumes) and print the summary table.
+
+    The cases (and each family's closed-form fit) are units of work on the task layer (:mod:`slt.execution`:
+    ``scheduler`` None/'local' an embedded Dask LocalCluster of ``n_workers`` processes, 'serial' this process,
+    or a scheduler address); the verdicts then read them back from the cache, in this process."""
     from pathlib import Path
 
     from slt.checks.cache import PointCache
@@ -192,15 +246,29 @@ def run_family_check(names, out_dir="slt-check-family", *, quick: bool = False, 
     for n in names:
         if n not in FAMILY_CHECKS:
             raise ValueError(f"family must be one of {sorted(FAMILY_CHECKS)} or 'all', got {n!r}")
+    from slt.checks.claims import run_unit
+    from slt.execution import check_scheduler, open_runner
+
+    check_scheduler(scheduler, n_workers)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(out, PointCache(out / "cache"), log)
     t0 = time.perf_counter()
+    todo = [u for n in names for u in family_units(ctx, family_spec(n, quick))
+            if not ctx.cache.lookup(u.cache_name, u.cache_key)[0]]
+    if todo:
+        with open_runner(scheduler, n_workers, log=log) as run:
+            for u in todo:
+                run.submit(run_unit, u.fn, str(out), "cpu", u.args, name=u.name, key=u.key)
+            for u, res in zip(todo, run.gather(progress=log)):
+                if "error" in res:  # the verdict recomputes in this process and records the error
+                    log(f"  {u.name} FAILED: {res['error']}")
     results = []
     for n in names:
         log(f"[family {n}]")
         results.append(claim_family(ctx, family_spec(n, quick)))
     meta = {"profile": "family-quick" if quick else "family", "families": names, "wall_s": time.perf_counter() - t0,
+            "scheduler": scheduler or "local",
             "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_report(out, results, meta)
     log("")

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.family:
         from slt.checks.family import run_family_check
 
-        run_family_check(args.family, args.out if args.out != "slt-check" else "slt-check-family", quick=args.quick)
+        run_family_check(args.family, args.out if args.out != "slt-check" else "slt-check-family", quick=args.quick,
+                         scheduler=args.scheduler, n_workers=args.workers)
         return 0
     name = "full" if args.full else "quick" if args.quick else "default"
     prof = profile(name)
