@@ -336,6 +336,11 @@ def test_minibatch_mixing_diagnostics_use_full_data_losses():
     assert full.diagnostics.rhat == pytest.approx(rhat(full.loss_trace, method="rank"))
     assert mini.diagnostics.rhat != pytest.approx(rhat(mini.loss_trace, method="rank"))
     assert math.isfinite(mini.diagnostics.rhat) and math.isfinite(mini.diagnostics.ess)
+    # a run too short to afford MIN_DIAG_POINTS full-data passes within DIAG_COST of its cost gets no R-hat (not a
+    # minibatch one standing in for it): 30 steps x 3 x 20 / 200 x 0.1 = 0.9 < 4 points
+    short = estimate_llc(model, loss, (X, y), batch_size=20, num_chains=4, num_draws=20, num_burnin=10, seed=3)
+    assert short.diagnostics.rhat_source == "none"
+    assert math.isnan(short.diagnostics.rhat) and math.isnan(short.diagnostics.ess)
 
 
 def test_displacement_ratio_measures_reach_relative_to_weights():

@@ -137,7 +137,8 @@ class LLCDiagnostics:
     # "draws": R-hat/ESS on the recorded draw losses (full batch); "full_loss_thinned": with minibatches, on
     # the FULL-data loss at DIAG_POINTS evenly spaced draws, because minibatch noise in the draw losses makes
     # chains look mixed when they are not (experiments/mixing_probe: R-hat 1.03 on minibatch losses vs
-    # 1.66 on full-data losses for the same chains)
+    # 1.66 on full-data losses for the same chains); "none": a minibatch run too short to afford MIN_DIAG_POINTS
+    # full-data evaluations within DIAG_COST of its cost (R-hat and ESS are NaN: not measured, not "fine")
     rhat_source: str = "draws"
     # relaxation: z of the mean per-chain rise of the estimate from the first to the second half of the draws
     # (SE across chains). A chain started at w* fills its flat directions last, so an estimate still rising
@@ -479,12 +480,13 @@ def _run_chains(
 
 def diag_points_for(num_burnin: int, num_draws: int, n: int, batch_size: int | None) -> int:
     """Full-data loss evaluations for the mixing diagnostics of a fixed-length minibatch run: DIAG_POINTS, fewer
-    when they would cost more than DIAG_COST of the run (each ~ (n / batch) / 3 steps), at least MIN_DIAG_POINTS;
-    0 with full batches (the draw losses are then the full-data losses)."""
+    when they would cost more than DIAG_COST of the run (each ~ (n / batch) / 3 steps); 0 when not even
+    MIN_DIAG_POINTS fit (a run that short gets no R-hat: :func:`_summarise` says so), and 0 with full batches
+    (the draw losses are then the full-data losses)."""
     if batch_size is None or batch_size >= n:
         return 0
     budget = int(DIAG_COST * (num_burnin + num_draws) * 3 * batch_size / n)
-    return max(MIN_DIAG_POINTS, min(DIAG_POINTS, budget))
+    return min(DIAG_POINTS, budget) if budget >= MIN_DIAG_POINTS else 0
 
 
 def _full_loss(problem: _Problem, position: Position) -> torch.Tensor:
@@ -876,6 +878,7 @@ def _summarise(trace: np.ndarray, log_acc: np.ndarray, init_loss: float, n_beta:
     mix = trace if diag_trace is None else diag_trace
     r = rhat(mix, method="rank") if chains >= 2 and mix.shape[1] >= 4 else float("nan")
     e = ess(mix, method="bulk") if mix.shape[1] >= 4 else float("nan")
+    source = "draws" if diag_trace is None else "full_loss_thinned" if diag_trace.shape[1] else "none"
     acc = mala_acceptance(log_acc).mean()
     below = fraction_below(trace, init_loss)
     notes, flags = [], []
@@ -908,7 +911,7 @@ def _summarise(trace: np.ndarray, log_acc: np.ndarray, init_loss: float, n_beta:
                          "filling in and the value is LOW; use more num_burnin (x4), a larger step_scale, or "
                          "precondition='lowrank' / 'diagonal'")
     diag = LLCDiagnostics(float(acc), below, float(r), float(e), tuple(notes),
-                          rhat_source="draws" if diag_trace is None else "full_loss_thinned", drift_z=dz,
+                          rhat_source=source, drift_z=dz,
                           relaxed=relaxed, flags=tuple(flags))
     return LLCResult(llc, se, per_chain, trace, float(init_loss), n_beta=float(n_beta), diagnostics=diag, **meta)
 
@@ -1105,6 +1108,8 @@ def estimate_llc_copies(
                     "change with the parameters on these batches (e.g. centred_mse on minibatches of one sample is "
                     f"identically 0; batch_size={batch_size}); use a larger batch_size or the full batch (None)")
     full = None if run.full_trace is None else run.full_trace.view(B, C, -1).cpu().numpy()
+    if full is None and batch_size is not None and batch_size < n:  # too short for full-data diagnostics
+        full = np.empty((B, C, 0))
     log_acc = run.log_accept.view(B, C, num_draws).cpu().numpy()
     reach = displacement_ratio(run.final, problem.anchor, C).cpu()
     results = []
