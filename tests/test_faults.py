@@ -289,24 +289,46 @@ def test_diverging_run_is_an_error_with_step_seed_and_advice(tmp_path, capsys):
         assert all(torch.isfinite(v).all() for v in safe_torch_load(checkpoint_path(tmp_path, s))["params"].values())
 
 
-def test_nan_injected_into_one_seed_stops_the_run_at_that_step(tmp_path, monkeypatch):
-    real = get_loss("mse")
+@pytest.mark.parametrize("path", ["closed_form", "autograd"])
+def test_nan_injected_into_one_seed_stops_the_run_at_that_step(tmp_path, monkeypatch, path):
+    """A NaN in copy 1's loss at step 7, through the closed-form gradient (mse) or autograd (the loss callable)."""
     calls = {"n": 0}
+    if path == "closed_form":
+        real_grad = loop.quadratic_loss_and_grad
 
-    def poisoned(out, y):
-        loss = real(out, y)
-        calls["n"] += out.requires_grad  # training steps only
-        if out.requires_grad and calls["n"] == 8:  # the loss of step 7, copy 1
-            loss = loss + torch.tensor([0.0, float("nan")])
-        return loss
+        def poisoned_grad(*args, **kw):
+            loss, grads = real_grad(*args, **kw)
+            calls["n"] += 1
+            if calls["n"] == 8:  # the loss of step 7, copy 1
+                loss = loss + torch.tensor([0.0, float("nan")])
+            return loss, grads
 
-    monkeypatch.setattr(loop, "get_loss", lambda name: poisoned)
+        monkeypatch.setattr(loop, "quadratic_loss_and_grad", poisoned_grad)
+    else:
+        real = get_loss("mse")
+
+        def poisoned(out, y):
+            loss = real(out, y)
+            calls["n"] += out.requires_grad  # training steps only
+            if out.requires_grad and calls["n"] == 8:
+                loss = loss + torch.tensor([0.0, float("nan")])
+            return loss
+
+        monkeypatch.setattr(loop, "get_loss", lambda name: poisoned)
+        monkeypatch.setattr(loop, "make_train_step", _autograd_step(loop.make_train_step))
     with pytest.raises(TrainingDivergedError, match=r"loss of seed\(s\) \[1\] became NaN/inf at step 7"):
         train(small(loss="mse"), out_dir=tmp_path)
     assert max(list_checkpoints(tmp_path)) < 7 + 1
     for s in list_checkpoints(tmp_path):
         assert all(torch.isfinite(v).all() for v in safe_torch_load(checkpoint_path(tmp_path, s))["params"].values())
     assert "NaN" not in (tmp_path / "metrics.json").read_text()
+
+
+def _autograd_step(make):
+    """make_train_step forced onto its autograd branch (a loss name without a closed form, the real loss callable)."""
+    def forced(config, model, opt):
+        return make(config.replace(loss="cross_entropy"), model, opt)
+    return forced
 
 
 def test_json_outputs_never_hold_nan(tmp_path):

@@ -190,3 +190,30 @@ def test_accuracy_and_unknown_loss():
     assert accuracy(out, torch.tensor([1, 0, 0])).item() == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="loss"):
         get_loss("l1")
+
+
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("loss_name", ["mse", "centred_mse"])
+@pytest.mark.parametrize("per_copy", [False, True])
+def test_closed_form_loss_and_grad_matches_autograd(tied, loss_name, per_copy):
+    """quadratic_loss_and_grad (training and SGLD use it for mse / centred_mse) against autograd, float64, with a
+    per-copy scale and accumulation into given buffers."""
+    from slt.losses import get_loss
+    from slt.models.quadratic import quadratic_loss_and_grad
+
+    g = torch.Generator().manual_seed(5)
+    net = QuadraticNet(7, 5, n_copies=3, tied=tied, generator=g, dtype=torch.float64)
+    n = 20
+    a, b, y = (torch.randint(0, 7, (3, n) if per_copy else (n,), generator=g) for _ in range(3))
+    loss = get_loss(loss_name)(net(a, b), y)
+    scale = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    (loss * scale).sum().backward()
+    params = list(net.parameters())
+    base = tuple(torch.randn(p.shape, generator=g, dtype=torch.float64) for p in params)
+    V = net.U if tied else net.V
+    got, grads = quadratic_loss_and_grad(net.U, V, net.A, a, b, y, centred=loss_name == "centred_mse", tied=tied,
+                                         scale=scale, into=tuple(t.clone() for t in base))
+    assert torch.allclose(got, loss.detach(), rtol=1e-12, atol=1e-14)
+    assert len(grads) == len(params)
+    for p, b0, gr in zip(params, base, grads):
+        assert torch.allclose(gr - b0, p.grad, rtol=1e-10, atol=1e-12)

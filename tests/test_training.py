@@ -127,17 +127,17 @@ def test_adam_is_coupled_adamw_is_not():
     a, b, y = adam.data.train()
     from slt.losses import centred_mse
 
-    refs = {}
-    for fused in (True, None):  # slt uses torch's fused Adam: bit for bit; the default foreach one to rounding
-        ref = build_model(tiny(**base))
-        opt = torch.optim.Adam(ref.parameters(), lr=1e-2, weight_decay=0.5, fused=fused)
-        for _ in range(3):
-            opt.zero_grad()
-            centred_mse(ref(a, b), y).sum().backward()
-            opt.step()
-        refs[fused] = ref
-    assert torch.equal(refs[True].U, adam.model.U) and torch.equal(refs[True].A, adam.model.A)
-    assert torch.allclose(refs[None].U, adam.model.U, rtol=1e-5, atol=1e-7)
+    # the reference: autograd and torch's Adam (coupled L2). slt's closed-form gradient and fused Adam agree with
+    # it to float rounding (the decay, 0.5, is 5 orders of magnitude above that)
+    ref = build_model(tiny(**base))
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2, weight_decay=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        centred_mse(ref(a, b), y).sum().backward()
+        opt.step()
+    for name in ("U", "V", "A"):
+        assert torch.allclose(getattr(ref, name), getattr(adam.model, name), rtol=1e-5, atol=1e-6), name
+        assert not torch.allclose(getattr(ref, name), getattr(adamw.model, name), rtol=1e-3, atol=1e-4), name
 
 
 # ---------------------------------------------------------------------------------------------- end to end
