@@ -4,7 +4,7 @@ For f(a, b) = A^T (U[a] + V[b])^2 with the loss ``mse`` or ``centred_mse`` on in
 drift, n_beta grad L, is :func:`slt.models.quadratic.quadratic_loss_and_grad` with ``scale = n_beta`` (n_beta
 folded into dL/d out, so nothing of size d is rescaled afterwards). The drift g = n_beta grad L + gamma (w - w*)
 (slt.sampling.sgld) is built in place: g = gamma (w - w*), then the data term is added into it (``index_add_`` for U
-and V, an add of (G^T s)^T for A); |w - w*|^2 and |g|^2 give the potential and the MALA term. The same arithmetic as
+and V, a baddbmm of s^T G for A); |w - w*|^2 and |g|^2 give the potential and the MALA term. The same arithmetic as
 autograd through :func:`slt.models.quadratic.quadratic_forward` and :mod:`slt.losses`, in fewer passes over the d
 parameters and with no graph (benchmarks/bench_llc.py at the paper's setting: p 53, width 1,024, batch 128). Agrees
 with autograd to float rounding (tests/test_sampling.py).
