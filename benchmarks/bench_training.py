@@ -29,6 +29,7 @@ from slt.losses import centred_mse, get_loss
 from slt.models.quadratic import QuadraticNet
 from slt.tasks import make_data
 from slt.training import TrainConfig, build_model, default_config
+from slt.execution import tune_malloc
 from slt.training.loop import MinibatchSampler, make_optimizer, make_train_step
 
 
@@ -123,6 +124,7 @@ def seconds_per_step(cfg: TrainConfig, n: int, repeats: int) -> float:
     full = cfg.batch_size is None or cfg.batch_size >= data.n_train
     sampler = None if full else MinibatchSampler(cfg.seeds, data.n_train, cfg.batch_size)
     train_step = make_train_step(cfg, net, opt)  # the training loop's own step (closed-form gradient, fused Adam)
+    tune_malloc()  # as slt.training.train does
 
     def step():
         if full:

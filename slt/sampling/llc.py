@@ -409,6 +409,9 @@ def _run_chains(
     diag_points > 0 with minibatches: also record the full-data loss at that many evenly spaced draws.
     precond: run the preconditioned kernel (:func:`slt.sampling.sgld.psgld_step`) with this metric.
     """
+    from slt.execution import tune_malloc
+
+    tune_malloc()  # keep the chains' freed (R, d) buffers for the next step (slt.execution.tune_malloc)
     rows = problem.n_copies * chains
     anchor = problem.anchor
     position = _replicate(anchor, chains) if start is None else start

@@ -436,6 +436,9 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, progress: bool
     check_memory(host_bytes, what, "cpu")
     if device.type == "cuda":
         check_memory(dev_bytes, what, device)
+    from slt.execution import tune_malloc
+
+    tune_malloc()  # keep freed activations and gradients for the next step (slt.execution.tune_malloc)
     out = Path(out_dir) if out_dir is not None else None
     if out is None:
         return _train(config, device, None, None, progress)
