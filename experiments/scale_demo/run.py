@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 LATE_FACTOR = 5  # experiments/grokking_sweep/RESULTS.md: test acc < 0.5 up to an evaluated step >= 5 x memorisation
 PARTS = ("hundred", "grid", "split")
 TIMING = ("wall_s", "n_reused", "task_wall_s_sum", "loadavg_before", "loadavg_after", "finished_utc")
@@ -105,7 +106,7 @@ def task_row(summary: dict) -> dict:
     """One task of a sweep: its lr, wd, seeds, steps run, training wall time, reused?, and its per-seed rows."""
     c = summary["config"]
     return {"lr": c["lr"], "weight_decay": c["weight_decay"], "seeds": c["seeds"], "steps_done": summary["steps_done"],
-            "train_wall_s": summary["wall_s"], "reused": summary["reused"], "run_dir": summary["run_dir"],
+            "train_wall_s": summary["wall_s"], "reused": summary["reused"], "run_dir": _portable(summary["run_dir"]),
             "per_seed": seed_rows(summary)}
 
 
@@ -130,8 +131,16 @@ def measure(configs: list, out_dir: Path, scheduler: str | None, workers: int | 
             "tasks": tasks}
 
 
+def _portable(run_dir: str) -> str:
+    """``run_dir`` relative to the repository root when it lies inside it (results.json travels with the repo)."""
+    try:
+        return str(Path(run_dir).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(run_dir)
+
+
 def _curves(run_dir: str) -> dict:
-    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    m = json.loads((ROOT / run_dir / "metrics.json").read_text())  # ROOT / an absolute path is that path
     return {"seeds": m["seeds"], "metrics": m["metrics"]}
 
 
