@@ -14,16 +14,9 @@ from __future__ import annotations
 import torch
 
 from slt.models.quadratic import quadratic_loss_and_grad
-from slt.sampling.sgld import tree_dot
+from slt.sampling.sgld import _rows, tree_dot
 
 Position = tuple[torch.Tensor, ...]
-
-
-def _per_row(x: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
-    """A scalar, or an (R,) tensor viewed to broadcast against ``like`` (R, ...)."""
-    if isinstance(x, torch.Tensor) and x.dim():
-        return x.view(-1, *([1] * (like.dim() - 1)))
-    return x
 
 
 def quadratic_potential_and_drift(position: Position, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor,
@@ -38,7 +31,7 @@ def quadratic_potential_and_drift(position: Position, a: torch.Tensor, b: torch.
     B = anchor[0].shape[0]
     drift = [(w.view(B, -1, *w.shape[1:]) - w0.unsqueeze(1)).view(w.shape) for w, w0 in zip(position, anchor)]
     dist_sq = tree_dot(drift, drift) if diagnostics else None
-    drift = tuple(d.mul_(_per_row(gamma, d)) for d in drift)  # gamma (w - w*); the data term is added into it
+    drift = tuple(d.mul_(_rows(gamma, d)) for d in drift)  # gamma (w - w*); the data term is added into it
     loss, drift = quadratic_loss_and_grad(U, V, A, a, b, y, centred=centred, tied=tied, scale=n_beta, into=drift)
     if not diagnostics:
         return loss, None, drift, None
