@@ -78,7 +78,6 @@ def quadratic_forward(
             # pass for a full-data evaluation at p 53, width 1,024, 3 copies (benchmarks/bench_llc.py)
             return torch.cat([quadratic_forward(U, V, A, a[i:i + chunk], b[i:i + chunk])
                               for i in range(0, a.shape[0], chunk)], dim=-2)
-        a, b = a.expand(B, -1), b.expand(B, -1)
     # one row gather from the (B*p, m) flattened table: index_select (backward: index_add) is ~1.5x faster on CPU
     # than torch.gather with expanded (B, N, m) indices (benchmarks/bench_training.py), and ~5x faster than
     # index_select along dim -2 of the (B, p, m) tensor
