@@ -96,15 +96,52 @@ def test_default_rrr_random_shape():
 
 def test_unrelaxable_case_is_flagged_with_a_warning_that_names_the_fix():
     """An ill-conditioned quadratic (condition 1e5 at n_beta 1e6: relaxation times from ~10 to ~1e6 steps) cannot
-    relax within a small step budget: the result must say so (flag + LLCWarning naming max_steps), never return a
-    silent low number."""
+    relax within a small step budget under plain SGLD: the result must say so (flag + LLCWarning naming
+    max_steps), never return a silent low number. (The default precondition="auto" would choose a metric here:
+    the next test.)"""
     seed = _fresh_seed()
     model, data, h, _ = regression(d=6, cond=1e5, seed=seed % 10_000)
     with pytest.warns(LLCWarning, match="max_steps"):
-        r = estimate_llc(model, half_sq, data, n_beta=1e6, seed=seed, max_steps=3000)
+        r = estimate_llc(model, half_sq, data, n_beta=1e6, seed=seed, max_steps=3000, precondition=None)
     exact_soft = 0.5 * float(sum(1e6 * x / (1e6 * x + 1.0) for x in h))  # gamma = 1 soft count
     assert r.flagged, f"seed {seed}: {r.llc:.4g} vs stationary {exact_soft:.4g}, flags {r.diagnostics.flags}"
     assert r.calibration["steps_per_chain"] == 3000, r.calibration
+
+
+def test_default_chooses_a_metric_where_plain_sgld_cannot_relax():
+    """precondition="auto" (the default) on an ill-conditioned quadratic (condition 1e4 at n_beta 1e4, gamma 1: the
+    flattest direction relaxes ~1e4 times slower than the stiffest under plain SGLD; fresh seed and dimension):
+    plain SGLD's first segment is still below the stationary value, the range metric's pilot is higher, it is
+    chosen, and the default estimate lands on the stationary value (eq. 1 of slt.sampling.quadratic_approx)."""
+    seed = _fresh_seed()
+    d = 6 + seed % 5
+    model, data, h, _ = regression(d=d, cond=1e4, seed=seed % 10_000)
+    nb = 1e4
+    stationary = 0.5 * float(sum(nb * x / (nb * x + 1.0) for x in h))
+    r, caught = _run(model, half_sq, data, nb, seed)
+    ch = r.calibration["precondition_choice"]
+    msg = f"seed {seed}, d {d}: {r.llc:.4g} vs stationary {stationary:.4g}, choice {ch}, flags {r.diagnostics.flags}"
+    assert ch["plain"]["llc"] < stationary - 3 * ch["plain"]["se"], msg  # plain SGLD had not relaxed
+    assert r.precondition == "hessian-range" == ch["chosen"], msg
+    assert ch["tried"]["hessian-range"]["llc"] > ch["plain"]["llc"], msg
+    assert r.calibration["gradient_evals"] > ch["tried"]["hessian-range"]["gradient_evals"], msg  # pilots counted
+    _assert_right_or_flagged(r, stationary, msg, caught)
+    assert abs(r.llc - stationary) <= K_SE * r.calibration["se_total"], msg
+
+
+def test_default_keeps_plain_sgld_bit_for_bit_where_no_metric_does_better():
+    """On a well-conditioned quadratic (condition 2) the range metric's pilot is not significantly higher than plain
+    SGLD's first segment, so plain SGLD is kept, and its numbers are exactly those of precondition=None (the pilot
+    IS the first segment, the candidate ran on its own streams); only the reported cost grows by the candidate's."""
+    model, data, _, _ = regression(d=4, cond=2.0, seed=2)
+    a = estimate_llc(model, half_sq, data, n_beta=1e3, seed=7, max_steps=1500)
+    b = estimate_llc(model, half_sq, data, n_beta=1e3, seed=7, max_steps=1500, precondition=None)
+    ch = a.calibration["precondition_choice"]
+    assert a.precondition is None and ch["chosen"] is None and set(ch["tried"]) == {"hessian-range"}, ch
+    assert a.llc == b.llc and (a.loss_trace == b.loss_trace).all()
+    assert a.calibration["gradient_evals"] == b.calibration["gradient_evals"] + ch["tried"]["hessian-range"][
+        "gradient_evals"]
+    assert "precondition_choice" not in b.calibration
 
 
 def test_explicit_lengths_and_calibrate_false_keep_the_fixed_path_bit_for_bit():

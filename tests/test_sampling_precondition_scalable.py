@@ -93,3 +93,21 @@ def test_unknown_kind():
     model, data, _ = regression()
     with pytest.raises(ValueError, match="precondition"):
         estimate_llc(model, half_sq, data, precondition="adam")
+
+
+def test_auto_choice_above_the_dense_limit_takes_the_lowrank_metric(monkeypatch):
+    """Above MAX_PRECONDITION_DIM (lowered to 4 here so that a 10-parameter quadratic counts as "large") the
+    default precondition="auto" tries the scalable candidate: on the condition-1e4 quadratic plain SGLD has not
+    relaxed after its first segment, the low-rank metric (every direction of a 10-parameter model converges in
+    Lanczos) is chosen and the estimate is the stationary value within Z_TOL total SE."""
+    import slt.sampling.llc as llc_mod
+
+    monkeypatch.setattr(llc_mod, "MAX_PRECONDITION_DIM", 4)
+    model, data, H = regression(cond=1e4)
+    nb, gamma = 1e4, 1.0
+    h = np.linalg.eigvalsh(H)
+    stationary = 0.5 * float((nb * h / (nb * h + gamma)).sum())
+    r = estimate_llc(model, half_sq, data, n_beta=nb, gamma=gamma, seed=11)
+    ch = r.calibration["precondition_choice"]
+    assert r.precondition == "lowrank" and set(ch["tried"]) == {"lowrank"}, ch
+    assert abs(r.llc - stationary) <= Z_TOL * r.calibration["se_total"], (r.llc, r.calibration["se_total"], stationary)

@@ -114,6 +114,19 @@ CALIBRATE_MODES = (True, False, "auto")
 # "diagonal", "rmsprop", "lowrank": metrics without a d x d matrix, for any d (slt.sampling.precondition)
 DENSE_PRECONDITIONS = ("hessian", "hessian-range")
 PRECONDITIONS = DENSE_PRECONDITIONS + ("diagonal", "rmsprop", "lowrank")
+# precondition="auto" (the default): calibrate="auto" with an automatic eps chooses the metric itself
+# (:func:`_choose_precondition`); any fixed length or a given eps means plain SGLD, as before. The candidates
+# tried when plain SGLD has not relaxed within its first segment: the dense range metric where it fits, the
+# low-rank metric otherwise (the Jacobi diagonal alone collapsed the step on trained p = 23 nets, whose
+# Hessian is far from diagonal: experiments/local_sgld/RESULTS.md, "local recipe")
+AUTO_PRECONDITIONS_DENSE = ("hessian-range",)
+AUTO_PRECONDITIONS_SCALABLE = ("lowrank",)
+# a candidate replaces plain SGLD only if, after the same number of steps from w*, its estimate is higher (closer
+# to the common stationary value: started at w*, the estimate rises towards it) by > AUTO_CHOICE_Z standard
+# errors and by more than AUTO_CHOICE_REL of the estimate (the metrics' step-size inflations differ by at most
+# step_scale / 4 = 1.25%), for some copy, and lower by that much for none
+AUTO_CHOICE_Z = 3.0
+AUTO_CHOICE_REL = 0.02
 # dense d x d metric per copy: memory and the O(d^3) eigendecomposition stay small (3000^2 floats = 72 MB in
 # float64 per copy) and each step's (R, d) x (d, d) products stay below the cost of a forward/backward
 MAX_PRECONDITION_DIM = 3000
@@ -521,10 +534,10 @@ def _top_curvature(problem: _Problem, position: Position, generator: torch.Gener
 def check_precondition(precondition, dim: int) -> None:
     """ValueError naming ``precondition`` unless it is None or one of PRECONDITIONS with
     dim <= MAX_PRECONDITION_DIM."""
-    if precondition is None:
+    if precondition is None or (isinstance(precondition, str) and precondition == "auto"):
         return
     if not isinstance(precondition, str) or precondition not in PRECONDITIONS:
-        raise ValueError(f"precondition must be None or one of {PRECONDITIONS}, got {precondition!r}")
+        raise ValueError(f"precondition must be None, 'auto' or one of {PRECONDITIONS}, got {precondition!r}")
     if precondition in DENSE_PRECONDITIONS and dim > MAX_PRECONDITION_DIM:
         raise ValueError(
             f"precondition={precondition!r} builds a dense d x d metric per copy and is limited to "
@@ -720,9 +733,130 @@ def _se_ess(trace: np.ndarray, n_beta: float) -> float:
     return float(n_beta * trace.std(ddof=1) / math.sqrt(ess(trace, method="mean")))
 
 
+def _segment(problem: _Problem, chains: int, *, eps: torch.Tensor, n_beta: torch.Tensor, gamma: torch.Tensor,
+             init_loss: torch.Tensor, steps: int, batch_size: int | None, generator: torch.Generator,
+             progress: bool, precond, start: Position | None = None) -> _Run:
+    """One segment of calibrate="auto" (per-copy eps, n_beta, gamma, init_loss: (B,)): ``steps`` recorded draws
+    continuing from ``start`` (None: w*)."""
+    rep = lambda t: t.repeat_interleave(chains)  # noqa: E731
+    return _run_chains(problem, chains, eps=rep(eps), n_beta=rep(n_beta), gamma=rep(gamma), init_loss=rep(init_loss),
+                       num_burnin=0, num_draws=steps, batch_size=batch_size, generator=generator, progress=progress,
+                       start=start, diag_points=DIAG_POINTS, precond=precond)
+
+
+def _stop_check(trace: np.ndarray, init_loss: float, n_beta: float, burn: int, target_rel_se: float,
+                with_rhat: bool) -> dict:
+    """The stopping rule of :func:`_auto_run` on one copy's kept draws (chains, draws), ``burn`` steps discarded
+    before them: the estimate, its SE across chains, and whether it is relaxed, long enough, precise and mixed
+    ("ok": all four)."""
+    llc, se, rise, rise_se = _chain_stats(trace, init_loss, n_beta)
+    relaxed = rise <= AUTO_RELAX_REL * abs(llc) or rise <= AUTO_RELAX_SE * rise_se
+    r = rhat(trace, method="rank") if with_rhat else float("nan")
+    e = ess(trace, method="mean")
+    tau = trace.size / e if e > 0 else math.inf  # integrated autocorrelation time, in steps
+    long_enough = burn >= AUTO_BURN_TAU * tau
+    se_ess = n_beta * trace.std(ddof=1) / math.sqrt(e) if e > 0 else math.inf
+    precise = max(se, se_ess) <= target_rel_se * abs(llc)
+    return {"llc": llc, "se": se, "rise": rise, "tau_int": float(tau), "burnin_over_tau": float(burn / tau),
+            "relaxed": bool(relaxed), "precise": bool(precise), "rhat": float(r),
+            "ok": bool(relaxed and precise and long_enough and not (r > RHAT_WARN))}
+
+
+def _segment_stats(run: _Run, copies: int, init_loss: np.ndarray, n_beta: np.ndarray, target_rel_se: float
+                   ) -> list[dict]:
+    """:func:`_stop_check` per copy on a first segment (from w*, its first quarter discarded)."""
+    t = run.loss_trace.shape[1]
+    tr = run.loss_trace[:, t // 4:].reshape(copies, -1, t - t // 4).cpu().numpy()
+    return [_stop_check(tr[k], float(init_loss[k]), float(n_beta[k]), t // 4, target_rel_se, run.full_trace is None)
+            for k in range(copies)]
+
+
+@dataclass(frozen=True)
+class _Choice:
+    kind: str | None
+    precond: Preconditioner | None
+    info: list[dict]  # per copy, hessian_preconditioner's info of the chosen metric
+    eps: torch.Tensor  # (B,)
+    generator: torch.Generator  # continues the chosen pilot's stream
+    first_run: _Run  # the chosen pilot: the first segment of the calibrated run
+    report: list[dict]  # per copy: every candidate's pilot estimate, the choice and why
+
+
+def _choose_precondition(problem: _Problem, chains: int, *, eps: torch.Tensor, n_beta: torch.Tensor,
+                         gamma: torch.Tensor, init_loss: torch.Tensor, batch_size: int | None,
+                         generator: torch.Generator, progress: bool, first: int, seed: int, step_scale: float,
+                         target_rel_se: float, cost: dict) -> _Choice:
+    """precondition="auto": plain SGLD, or a constant metric when plain SGLD has not relaxed, chosen by the chains.
+
+    Plain SGLD runs the first segment of :func:`_auto_run` (``first`` steps from w*, the run's own generator, so
+    when it is kept the result is bit for bit that of precondition=None). If every copy passes the whole stopping
+    rule there, it is kept and nothing else is tried (the rise test alone is not enough: on a condition-1e4
+    quadratic plain SGLD showed no rise after 1,500 steps at 54% of its stationary value, the flat directions'
+    ramp hidden under the stiff ones' fluctuations; the >= 20 autocorrelation times of burn-in catch it). Otherwise each candidate (AUTO_PRECONDITIONS_DENSE for
+    d <= MAX_PRECONDITION_DIM, else AUTO_PRECONDITIONS_SCALABLE) gets its own automatic eps and the same number
+    of steps from w* on its own stream. Every constant SPD metric has the same stationary law, and a chain
+    started at w* fills its directions from zero variance, so its estimate rises towards the common stationary
+    value (monotonically in the quadratic approximation, eq. (2) of slt.sampling.quadratic_approx): after equal
+    steps the higher estimate is the better-relaxed sampler. A candidate replaces plain SGLD when it is higher
+    by > AUTO_CHOICE_Z SE and > AUTO_CHOICE_REL for some copy and lower by that much for none; of several, the
+    largest mean relative gain. The winner's pilot is the first segment of the run (nothing is recomputed); the
+    losers' cost is counted in ``cost``.
+    """
+    B, C = problem.n_copies, chains
+    L0, nb = init_loss.cpu().numpy(), n_beta.cpu().numpy()
+    plain = _segment(problem, C, eps=eps, n_beta=n_beta, gamma=gamma, init_loss=init_loss, steps=first,
+                     batch_size=batch_size, generator=generator, progress=progress, precond=None)
+    base = _segment_stats(plain, B, L0, nb, target_rel_se)
+    report = [{"plain": base[k], "tried": {}, "chosen": None} for k in range(B)]
+    best = _Choice(None, None, [{} for _ in range(B)], eps, generator, plain, report)
+    if all(b["ok"] for b in base):
+        for r in report:
+            r["why"] = f"plain SGLD passed the stopping rule within its first {first} steps"
+        return best
+    kinds = AUTO_PRECONDITIONS_DENSE if problem.dim <= MAX_PRECONDITION_DIM else AUTO_PRECONDITIONS_SCALABLE
+    best_gain, runs = -math.inf, 1
+    for i, kind in enumerate(kinds):
+        before = cost["gradient_evals"]
+        try:
+            precond, pinfo = hessian_preconditioner(problem, n_beta, gamma, kind)
+            eps_c = auto_eps(problem, n_beta=n_beta, gamma=gamma, chains=C, batch_size=batch_size, seed=seed,
+                             step_scale=step_scale, precond=precond, cost=cost)
+            gen = torch.Generator(problem.device).manual_seed(int(seed) + 104_729 * (i + 1))
+            run = _segment(problem, C, eps=eps_c, n_beta=n_beta, gamma=gamma, init_loss=init_loss, steps=first,
+                           batch_size=batch_size, generator=gen, progress=progress, precond=precond)
+        except (ValueError, torch.linalg.LinAlgError) as err:  # e.g. gamma = 0 with a singular diagonal, divergence
+            for r in report:
+                r["tried"][kind] = {"failed": str(err)}
+            continue
+        runs += 1
+        stats = _segment_stats(run, B, L0, nb, target_rel_se)
+        gains, better, worse = [], False, False
+        for k in range(B):
+            diff = stats[k]["llc"] - base[k]["llc"]
+            margin = max(AUTO_CHOICE_Z * math.hypot(stats[k]["se"], base[k]["se"]),
+                         AUTO_CHOICE_REL * abs(base[k]["llc"]))
+            better |= diff > margin
+            worse |= diff < -margin
+            gains.append(diff / max(abs(base[k]["llc"]), 1e-300))
+            report[k]["tried"][kind] = {**stats[k], "eps": float(eps_c[k]),
+                                        "gradient_evals": int(cost["gradient_evals"] - before + (first + 1) * B * C)}
+        gain = float(np.mean(gains))
+        if better and not worse and gain > best_gain:
+            best_gain = gain
+            best = _Choice(kind, precond, pinfo, eps_c, gen, run, report)
+    cost["gradient_evals"] += (runs - 1) * (first + 1) * B * C  # every pilot but the kept one (_auto_run counts it)
+    for r in report:
+        r["chosen"] = best.kind
+        r["why"] = (f"plain SGLD did not pass the stopping rule in its first {first} steps; "
+                    + (f"{best.kind} rose higher in as many steps" if best.kind else
+                       "no candidate rose significantly higher"))
+    return best
+
+
 def _auto_run(problem: _Problem, chains: int, *, eps: torch.Tensor, n_beta: torch.Tensor, gamma: torch.Tensor,
               init_loss: torch.Tensor, batch_size: int | None, generator: torch.Generator, progress: bool,
-              precond, max_steps: int, target_rel_se: float, first: int, cost: dict) -> _AutoRun:
+              precond, max_steps: int, target_rel_se: float, first: int, cost: dict,
+              first_run: _Run | None = None) -> _AutoRun:
     """Chains of adaptive length and a step-halving bias check (calibrate="auto"); eps, n_beta, gamma,
     init_loss: (B,) per copy.
 
@@ -748,7 +882,6 @@ def _auto_run(problem: _Problem, chains: int, *, eps: torch.Tensor, n_beta: torc
     segment are also kept as draws.
     """
     B, C = problem.n_copies, chains
-    rep = lambda t: t.repeat_interleave(C)  # noqa: E731
     R = B * C
     traces, accs, fulls = [], [], []
     pos, steps, seg = None, 0, first
@@ -757,9 +890,11 @@ def _auto_run(problem: _Problem, chains: int, *, eps: torch.Tensor, n_beta: torc
     stop = ["max_steps"] * B
     last = [{} for _ in range(B)]
     while True:
-        run = _run_chains(problem, C, eps=rep(eps), n_beta=rep(n_beta), gamma=rep(gamma), init_loss=rep(init_loss),
-                          num_burnin=0, num_draws=seg, batch_size=batch_size, generator=generator, progress=progress,
-                          start=pos, diag_points=DIAG_POINTS, precond=precond)
+        if first_run is not None and steps == 0:  # the first segment, already run (precondition="auto")
+            run = first_run
+        else:
+            run = _segment(problem, C, eps=eps, n_beta=n_beta, gamma=gamma, init_loss=init_loss, steps=seg,
+                           batch_size=batch_size, generator=generator, progress=progress, precond=precond, start=pos)
         cost["gradient_evals"] += (seg + 1) * R
         traces.append(run.loss_trace)
         accs.append(run.log_accept)
@@ -772,17 +907,9 @@ def _auto_run(problem: _Problem, chains: int, *, eps: torch.Tensor, n_beta: torc
         tr = torch.cat(traces, 1)[:, burn:].view(B, C, -1).cpu().numpy()
         done = True
         for k in range(B):
-            llc, se, rise, rise_se = _chain_stats(tr[k], float(L0[k]), float(nb[k]))
-            relaxed = rise <= AUTO_RELAX_REL * abs(llc) or rise <= AUTO_RELAX_SE * rise_se
-            r = rhat(tr[k], method="rank") if fulls == [] else float("nan")
-            e = ess(tr[k], method="mean")
-            tau = tr[k].size / e if e > 0 else math.inf  # integrated autocorrelation time, in steps
-            long_enough = burn >= AUTO_BURN_TAU * tau
-            se_ess = float(nb[k]) * tr[k].std(ddof=1) / math.sqrt(e) if e > 0 else math.inf
-            precise = max(se, se_ess) <= target_rel_se * abs(llc)
-            ok = relaxed and precise and long_enough and not (r > RHAT_WARN)
-            last[k] = {"tau_int": float(tau), "burnin_over_tau": float(burn / tau), "relaxed": bool(relaxed),
-                       "precise": bool(precise), "rhat": float(r)}
+            chk = _stop_check(tr[k], float(L0[k]), float(nb[k]), burn, target_rel_se, fulls == [])
+            ok = chk.pop("ok")
+            last[k] = {key: chk[key] for key in ("tau_int", "burnin_over_tau", "relaxed", "precise", "rhat")}
             if ok and stop[k] == "max_steps":
                 stop[k] = f"converged at {steps} steps"
             done &= ok
@@ -919,15 +1046,16 @@ def _summarise(trace: np.ndarray, log_acc: np.ndarray, init_loss: float, n_beta:
     return LLCResult(llc, se, per_chain, trace, float(init_loss), n_beta=float(n_beta), diagnostics=diag, **meta)
 
 
-def _predicted_relaxation(model, loss_fn, data, copy: int, n_beta: float, gamma: float, eps: float, burnin: int,
-                          draws: int) -> dict:
+def _predicted_relaxation(model, loss_fn, data, copy: int, n_beta: float, gamma: float, eps: float | None,
+                          burnin: int, draws: int) -> dict:
     """The quadratic approximation at w* (dense Hessian, :mod:`slt.sampling.quadratic_approx`): eq. (1) the
     stationary soft count 1/2 sum_i n_beta h_i / (n_beta h_i + gamma), eq. (2) the same for the finite plain-SGLD
     run actually made (started at w*, this eps, burn-in and draws). Their ratio is the fraction of its stationary
     value the run can have reached in the directions the Hessian sees: a direction of precision a relaxes on ~1 /
     (eps a) steps, which the loss trace's own autocorrelation does not reveal when such a direction carries a
     small share of the fluctuations (measured: QuadNet p = 5 K = 3 at n_beta 1e3 passed every trace test at
-    48,000 steps and read 9.5 against a soft count of 17.2)."""
+    48,000 steps and read 9.5 against a soft count of 17.2). eps None (a preconditioned run, whose dynamics
+    eq. (2) does not describe): eq. (1) and the rank only."""
     from slt.sampling.quadratic_approx import hessian_spectrum, predict_llc
 
     try:
@@ -935,7 +1063,7 @@ def _predicted_relaxation(model, loss_fn, data, copy: int, n_beta: float, gamma:
     except (RuntimeError, ValueError) as err:  # a model the Hessian helper cannot take: no prediction
         return {"error": f"{type(err).__name__}: {err}"}
     stat = predict_llc(sp, n_beta, gamma).llc
-    run = predict_llc(sp, n_beta, gamma, eps=eps, num_burnin=burnin, num_draws=draws).llc
+    run = math.nan if eps is None else predict_llc(sp, n_beta, gamma, eps=eps, num_burnin=burnin, num_draws=draws).llc
     h = np.asarray(sp.top, dtype=np.float64)
     top = float(np.abs(h).max()) if h.size else 0.0
     rank = int((h > top * h.size * np.finfo(np.float64).eps * 1e3).sum()) if top > 0 else 0
@@ -1021,7 +1149,7 @@ def estimate_llc_copies(
     seed: int = 0,
     progress: bool = False,
     step_scale: float = STEP_SCALE,
-    precondition: str | None = None,
+    precondition: str | None = "auto",
     calibrate: bool | str = "auto",
     max_steps: int = AUTO_MAX_STEPS,
     target_rel_se: float = AUTO_REL_SE,
@@ -1067,6 +1195,9 @@ def estimate_llc_copies(
     if not (isinstance(step_scale, (int, float)) and 0 < step_scale < 2):
         raise ValueError(f"step_scale must lie in (0, 2), got {step_scale!r}")
     check_precondition(precondition, problem.dim)
+    choose = precondition == "auto" and auto and eps is None
+    if precondition == "auto" and not choose:
+        precondition = None  # a fixed length or a given eps: plain SGLD, the estimator as before
     t0 = time.perf_counter()
     B, C = problem.n_copies, num_chains
     nb = float(n / math.log(n)) if n_beta is None else float(n_beta)
@@ -1077,7 +1208,7 @@ def estimate_llc_copies(
     if not bool(torch.isfinite(init).all()):
         raise ValueError("the loss at w* is not finite; check the model and data")
     precond, pinfo = None, [{} for _ in range(B)]
-    if precondition is not None:
+    if precondition is not None and not choose:
         precond, pinfo = hessian_preconditioner(problem, nb_b, gamma_b, precondition)
     cost = {"gradient_evals": 0}
     if eps is None:
@@ -1089,12 +1220,24 @@ def estimate_llc_copies(
     gen = torch.Generator(problem.device).manual_seed(int(seed))
     auto_info = [{} for _ in range(B)]
     if auto:
+        first_run, choice = None, None
+        if choose:
+            choice = _choose_precondition(problem, C, eps=eps_b, n_beta=nb_b, gamma=gamma_b, init_loss=init,
+                                          batch_size=batch_size, generator=gen, progress=progress, first=first,
+                                          seed=int(seed), step_scale=step_scale,
+                                          target_rel_se=float(target_rel_se), cost=cost)
+            precondition, precond, pinfo, eps_b, gen = (choice.kind, choice.precond, choice.info, choice.eps,
+                                                        choice.generator)
+            first_run = choice.first_run
         arun = _auto_run(problem, C, eps=eps_b, n_beta=nb_b, gamma=gamma_b, init_loss=init, batch_size=batch_size,
                          generator=gen, progress=progress, precond=precond, max_steps=max_steps,
-                         target_rel_se=float(target_rel_se), first=first, cost=cost)
+                         target_rel_se=float(target_rel_se), first=first, cost=cost, first_run=first_run)
         run = _Run(arun.loss_trace, arun.log_accept, torch.zeros(1, dtype=torch.bool), -1, arun.final,
                    arun.full_trace)
         num_draws, num_burnin, auto_info = arun.draws, arun.burnin, arun.info
+        if choice is not None:
+            for k in range(B):
+                auto_info[k]["precondition_choice"] = choice.report[k]
     else:
         run = _run_chains(problem, C, eps=rep(eps_b), n_beta=rep(nb_b), gamma=rep(gamma_b), init_loss=rep(init),
                           num_burnin=num_burnin, num_draws=num_draws, batch_size=batch_size, generator=gen,
@@ -1123,9 +1266,10 @@ def estimate_llc_copies(
                          extra={**{f"precondition_{k_}": v for k_, v in pinfo[k].items()},
                                 "displacement_ratio": float(reach[k])})
         if auto:
-            if precondition is None and problem.dim <= AUTO_SPECTRUM_DIM:
+            if problem.dim <= AUTO_SPECTRUM_DIM:
                 auto_info[k]["relaxation_prediction"] = _predicted_relaxation(
-                    model, loss_fn, data, k, nb, float(gamma), float(eps_b[k]), num_burnin, num_draws)
+                    model, loss_fn, data, k, nb, float(gamma), None if precondition else float(eps_b[k]), num_burnin,
+                    num_draws)
             res = _judge_auto(res, auto_info[k], float(target_rel_se), cost, elapsed,
                               step_scale if eps is None else math.nan)
         for msg in res.diagnostics.warnings:
@@ -1149,7 +1293,7 @@ def estimate_llc(
     seed: int = 0,
     progress: bool = False,
     step_scale: float = STEP_SCALE,
-    precondition: str | None = None,
+    precondition: str | None = "auto",
     calibrate: bool | str = "auto",
     max_steps: int = AUTO_MAX_STEPS,
     target_rel_se: float = AUTO_REL_SE,
