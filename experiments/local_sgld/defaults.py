@@ -4,7 +4,7 @@ learning coefficients.
 Every case of tests/test_llc_validation.py (regular, normal crossings, the four Aoyagi-Watanabe RRR types) at
 its n_beta (the loss there is the population loss, so n_beta is a free inverse temperature and must be
 given), plus the generic-point quadratic nets (lambda = rank(J)/2) at n_beta 1e3, 1e5, 1e7. Per case: the
-default call `estimate_llc(model, loss, data, n_beta=nb, seed=SEED)` (calibrate="auto") and the old fixed
+default call `estimate_llc(model, loss, data, n_beta=nb, seed=SEED)` (calibrate="auto", precondition="auto") and the old fixed
 path (calibrate=False: 8 chains x 500 + 1,000 steps), with relative error, z, flags and cost.
 
     python defaults.py [SEED] [name filters...]   -> defaults_s{SEED}.json (+ table on stdout)
@@ -29,13 +29,13 @@ from slt import estimate_llc  # noqa: E402
 
 if len(sys.argv) > 2 and sys.argv[1] == "table":  # python defaults.py table defaults_s2026.json -> markdown
     rows = json.load(open(sys.argv[2]))["rows"]
-    print("| case | n_beta | exact | default (auto) | rel. err | z | flags | steps/chain | grad. evals | s | "
+    print("| case | n_beta | exact | default (auto) | rel. err | z | flags | metric | steps/chain | grad. evals | s | "
           "fixed path (calibrate=False) | rel. err | flags |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a, f = r["auto"], r["fixed"]
         print(f"| {r['case']} | {r['n_beta']:.0e} | {a['exact']:.4g} | {a['llc']:.4g} ± {a['se']:.2g} | {a['rel']:+.1%} | "
-              f"{a['z']:+.1f} | {', '.join(a['flags']) or '-'} | {a['steps']:,} | {a['gradient_evals']:,} | "
+              f"{a['z']:+.1f} | {', '.join(a['flags']) or '-'} | {a.get('precondition') or 'plain'} | {a['steps']:,} | {a['gradient_evals']:,} | "
               f"{a['seconds']:.0f} | {f['llc']:.4g} ± {f['se']:.2g} | {f['rel']:+.1%} | {', '.join(f['flags']) or '-'} |")
     sys.exit(0)
 SEED = int(sys.argv[1]) if len(sys.argv) > 1 else 2026
@@ -65,7 +65,8 @@ def one(build, nb, calibrate):
             "warnings": [str(x.message) for x in w], "rhat": r.diagnostics.rhat, "eps": r.eps,
             "steps": cal.get("steps_per_chain", r.num_burnin + r.num_draws),
             "gradient_evals": cal.get("gradient_evals"), "eps_bias": cal.get("eps_bias"),
-            "eps_bias_se": cal.get("eps_bias_se"), "se_conservative": cal.get("se_conservative")}
+            "eps_bias_se": cal.get("eps_bias_se"), "se_conservative": cal.get("se_conservative"),
+            "precondition": r.precondition, "precondition_choice": cal.get("precondition_choice")}
 
 
 rows = []
@@ -75,7 +76,7 @@ for name, build, nb in cases():
     row = {"case": name, "n_beta": nb, "auto": one(build, nb, "auto"), "fixed": one(build, nb, False)}
     a, f = row["auto"], row["fixed"]
     print(f"{name:34s} exact {a['exact']:7.4g} | auto {a['llc']:8.4g} ± {a['se']:.2g} {a['rel']:+6.1%} z {a['z']:+5.1f} "
-          f"flags {','.join(a['flags']) or '-':14s} steps {a['steps']:6d} evals {a['gradient_evals']:8d} {a['seconds']:5.1f}s "
+          f"flags {','.join(a['flags']) or '-':14s} {a['precondition'] or 'plain':13s} steps {a['steps']:6d} evals {a['gradient_evals']:8d} {a['seconds']:5.1f}s "
           f"| fixed {f['llc']:8.4g} {f['rel']:+6.1%} flags {','.join(f['flags']) or '-'}", flush=True)
     rows.append(row)
 suffix = "" if not FILTERS else "_" + "_".join("".join(ch for ch in f if ch.isalnum()) for f in FILTERS)

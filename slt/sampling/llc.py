@@ -34,7 +34,9 @@ Default path (``calibrate="auto"`` with no num_draws / num_burnin): the chain le
 by the chains' own diagnostics (doubling segments until relaxed, >= 20 autocorrelation times of burn-in, R-hat
 <= 1.1 and SE <= 2.5% of the estimate, within ``max_steps``), followed by a step-halving check of the step-size
 bias; a result that does not pass carries ``diagnostics.flags`` and an LLCWarning naming what to change, and
-``result.calibration`` reports the cost (:func:`_auto_run`, issue 12). ``calibrate=False`` is the fixed-length
+``result.calibration`` reports the cost (:func:`_auto_run`, issue 12). The metric is chosen there too
+(``precondition="auto"``): when plain SGLD fails the stopping rule in its first segment, a preconditioned pilot of
+the same length is run and kept if it rose significantly higher (:func:`_choose_precondition`). ``calibrate=False`` is the fixed-length
 estimator as before (8 chains x (500 + 1,000) steps).
 
 Chains run as one batched computation: a generic ``nn.Module`` through ``torch.func.functional_call``
@@ -1318,7 +1320,13 @@ def estimate_llc(
         seed: seeds the run's ``torch.Generator`` (noise and minibatches); same seed, same numbers.
         progress: show a tqdm progress bar.
         step_scale: target eps * (top curvature) for the automatic step size.
-        precondition: None (plain SGLD) or "hessian": preconditioned Langevin with the constant metric
+        precondition: "auto" (default): on the calibrate="auto" path with an automatic eps, plain SGLD unless
+            it fails the stopping rule within its first segment and a constant metric ("hessian-range" for
+            d <= MAX_PRECONDITION_DIM, else "lowrank") then rises significantly higher in as many steps from w*
+            (:func:`_choose_precondition`; ``result.calibration["precondition_choice"]`` has every pilot's
+            estimate, the choice and why, and the pilots are in the reported cost); with fixed lengths or a
+            given eps, plain SGLD. Otherwise a fixed choice:
+            None (plain SGLD) or "hessian": preconditioned Langevin with the constant metric
             M = (n_beta H + gamma I)^(-1), H the full-data loss Hessian at w* (PSD-clipped); same target
             law, every direction of the quadratic approximation equally stiff (module docstring). Only for
             d <= MAX_PRECONDITION_DIM parameters (dense d x d metric); eps is then measured in the
@@ -1332,7 +1340,9 @@ def estimate_llc(
             (:mod:`slt.sampling.precondition`): Jacobi diag(n_beta H_ii + gamma)^-1 from a Hutchinson diagonal,
             its square root (frozen RMSprop), or the top Hessian eigenspace (Lanczos) whitened exactly plus the
             Jacobi diagonal on the rest. Measured at polished p = 23 nets (experiments/local_sgld): all within
-            2.5% of rank(J)/2 at n_beta 1e8, gamma 1e4, as is plain SGLD there.
+            2.5% of rank(J)/2 at n_beta 1e8, gamma 1e4, as is plain SGLD there; at n_beta 1e10 "diagonal" and
+            "lowrank" collapse the step (whitened eps ~1e-4: the Jacobi diagonal misjudges the coupled flat
+            directions of a trained net), so the automatic choice keeps plain SGLD there.
 
         num_chains: None = 8, or on the calibrate="auto" path 64 when d * n <= 2e4 and 16 when <= 2e5 (for
             small problems a step costs the same for 8 or 64 chains, so more chains are ~free).
