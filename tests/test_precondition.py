@@ -335,6 +335,14 @@ def test_bad_precondition_names_the_parameter(fn):
     with pytest.raises(ValueError, match=f"precondition.*d <= {MAX_PRECONDITION_DIM}"):
         f(big, loss, (X, torch.zeros(2, 1, dtype=F64)), n_beta=10.0, num_chains=2, num_draws=8, num_burnin=0,
           precondition="hessian")
+    if fn == "calibrate_sgld":  # a sweep of one metric: "auto" (estimate_llc's choice) is refused by name
+        with pytest.raises(ValueError, match="precondition"):
+            f(model, loss, data, n_beta=10.0, num_chains=2, num_draws=8, num_burnin=0, precondition="auto")
+    else:  # fixed lengths: "auto" is plain SGLD, the same numbers as None
+        a = f(model, loss, data, n_beta=10.0, num_chains=2, num_draws=8, num_burnin=0, eps=1e-3, precondition="auto")
+        b = f(model, loss, data, n_beta=10.0, num_chains=2, num_draws=8, num_burnin=0, eps=1e-3, precondition=None)
+        a, b = (x[0] if isinstance(x, list) else x for x in (a, b))
+        assert a.precondition is None and a.llc == b.llc
 
 
 def test_same_seed_same_numbers_and_copies_get_their_own_metric():

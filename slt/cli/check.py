@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--protocol", default=None, metavar="NAME[,NAME]",
                    help="SGLD protocols for claim 8 (local_llc) at claim 7's checkpoints: paper-apph (the paper's "
                         "App. H: eps 1e-4, n_beta 30, gamma 5, 3 chains, 100 + 600 steps), devinterp (n_beta = b/log b), "
-                        "local (n_beta 1e10, gamma 1e4, 10,000 + 10,000 steps at the polished point), local-quick (n_beta 1e8, 500 + 500); replaces the profile's")
+                        "local (n_beta 1e10, gamma 1e4, 10,000 + 10,000 steps at the polished point), "
+                        "local-quick (n_beta 1e8, 500 + 500); replaces the profile's")
     p.add_argument("--device", default="cpu",
                    help="cpu (default), cuda or cuda:N: where training and the trained-network LLCs run")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|serial|local",

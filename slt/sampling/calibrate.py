@@ -184,6 +184,9 @@ def calibrate_sgld(
     if not 0 <= min_acceptance <= 1:
         raise ValueError(f"min_acceptance must lie in [0, 1], got {min_acceptance!r}")
     check_precondition(precondition, problem.dim)
+    if precondition == "auto":  # this sweep runs one given metric; estimate_llc chooses one
+        raise ValueError("calibrate_sgld takes precondition=None or one metric name, not 'auto' (estimate_llc's "
+                         "default chooses the metric by pilot chains)")
     nb = float(n / math.log(n)) if n_beta is None else float(n_beta)
     opts = dict(dtype=problem.dtype, device=problem.device)
     init = _full_loss(problem, problem.anchor)  # (1,)

@@ -36,8 +36,8 @@ by the chains' own diagnostics (doubling segments until relaxed, >= 20 autocorre
 bias; a result that does not pass carries ``diagnostics.flags`` and an LLCWarning naming what to change, and
 ``result.calibration`` reports the cost (:func:`_auto_run`, issue 12). The metric is chosen there too
 (``precondition="auto"``): when plain SGLD fails the stopping rule in its first segment, a preconditioned pilot of
-the same length is run and kept if it rose significantly higher (:func:`_choose_precondition`). ``calibrate=False`` is the fixed-length
-estimator as before (8 chains x (500 + 1,000) steps).
+the same length is run and kept if it rose significantly higher (:func:`_choose_precondition`).
+``calibrate=False`` is the fixed-length estimator as before (8 chains x (500 + 1,000) steps).
 
 Chains run as one batched computation: a generic ``nn.Module`` through ``torch.func.functional_call``
 + ``vmap`` over a leading chain axis; a :class:`slt.models.QuadraticNet` through its own copy axis, so
@@ -794,9 +794,10 @@ def _choose_precondition(problem: _Problem, chains: int, *, eps: torch.Tensor, n
     when it is kept the result is bit for bit that of precondition=None). If every copy passes the whole stopping
     rule there, it is kept and nothing else is tried (the rise test alone is not enough: on a condition-1e4
     quadratic plain SGLD showed no rise after 1,500 steps at 54% of its stationary value, the flat directions'
-    ramp hidden under the stiff ones' fluctuations; the >= 20 autocorrelation times of burn-in catch it). Otherwise each candidate (AUTO_PRECONDITIONS_DENSE for
-    d <= MAX_PRECONDITION_DIM, else AUTO_PRECONDITIONS_SCALABLE) gets its own automatic eps and the same number
-    of steps from w* on its own stream. Every constant SPD metric has the same stationary law, and a chain
+    ramp hidden under the stiff ones' fluctuations; the >= 20 autocorrelation times of burn-in catch it).
+    Otherwise each candidate (AUTO_PRECONDITIONS_DENSE for d <= MAX_PRECONDITION_DIM, else
+    AUTO_PRECONDITIONS_SCALABLE) gets its own automatic eps and the same number of steps from w* on its own
+    stream. Every constant SPD metric has the same stationary law, and a chain
     started at w* fills its directions from zero variance, so its estimate rises towards the common stationary
     value (monotonically in the quadratic approximation, eq. (2) of slt.sampling.quadratic_approx): after equal
     steps the higher estimate is the better-relaxed sampler. A candidate replaces plain SGLD when it is higher
