@@ -1096,6 +1096,12 @@ def _judge_auto(res: LLCResult, info: dict, target_rel_se: float, cost: dict, el
         notes.append(f"standard error {se:.3g} is {se / max(abs(llc), 1e-300):.1%} of the estimate after {steps} steps "
                      f"per chain (target {target_rel_se:.1%}, flagged above {AUTO_FLAG_REL_SE:.0%}); raise max_steps (now the budget) or num_chains")
     lc = info.get("last_check", {})
+    choice = info.get("precondition_choice") or {}
+    tried = ", ".join(choice.get("tried", {}))
+    metric_hint = ("or another precondition ('lowrank' / 'diagonal' / 'hessian-range'; the calibration compared plain "
+                   f"SGLD with {tried} and kept {choice['chosen'] or 'plain SGLD'}: "
+                   "result.calibration['precondition_choice'])" if tried else
+                   "or use precondition='lowrank' / 'diagonal' / 'hessian-range'")
     if info["stop"] == "max_steps" and "not_relaxed" not in flags and (
             not lc.get("relaxed", True) or lc.get("burnin_over_tau", math.inf) < AUTO_BURN_TAU):
         flags.append("not_relaxed")
@@ -1104,7 +1110,7 @@ def _judge_auto(res: LLCResult, info: dict, target_rel_se: float, cost: dict, el
                         f"the discarded burn-in is only {lc.get('burnin_over_tau', 0):.1f} autocorrelation times "
                         f"(tau = {lc.get('tau_int', math.nan):.0f} steps; needs {AUTO_BURN_TAU:g})")
                      + " (flat directions may still be filling in, the value is then LOW); raise max_steps (x4), "
-                     "or use precondition='lowrank' / 'diagonal', or a larger gamma (report it)")
+                     f"{metric_hint}, or a larger gamma (report it)")
     pred = info.get("relaxation_prediction", {})
     frac = pred.get("fraction", math.nan)
     # only where the quadratic part carries at least one direction's worth (at a singular point such as w* = 0
@@ -1114,7 +1120,7 @@ def _judge_auto(res: LLCResult, info: dict, target_rel_se: float, cost: dict, el
         notes.append(f"the quadratic approximation at w* predicts that this run ({steps} steps per chain at "
                      f"eps={res.eps:.3g}) reached only {frac:.0%} of its stationary value ({pred['stationary']:.4g}): "
                      "flat Hessian directions relax on ~1/(eps * n_beta * h) steps; the value is LOW. Raise max_steps, "
-                     "use precondition='lowrank' / 'diagonal' / 'hessian-range', or a larger gamma (report it)")
+                     f"{metric_hint}, or a larger gamma (report it)")
     half_rank = pred.get("hessian_rank_half", 0.0)
     if half_rank >= 1 and pred["stationary"] < (1 - 2 * AUTO_PRED_DEFICIT) * half_rank:
         flags.append("n_beta_low")
