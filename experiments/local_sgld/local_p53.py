@@ -27,13 +27,16 @@ step, s = int(sys.argv[1]), int(sys.argv[2])
 proto = LOCAL if len(sys.argv) < 5 else replace(LOCAL, burnin=int(sys.argv[3]), draws=int(sys.argv[4]))
 out_path = HERE / "local_p53.json"
 out = json.loads(out_path.read_text()) if out_path.exists() else {}
+key = f"step{step}_seed{s}_{proto.burnin}+{proto.draws}"
+if key in out:  # resumable like local_w256.py: a finished point is never recomputed
+    sys.exit(f"{key}: done already ({out[key]['llc'][0]:.1f})")
 _, (cp,) = backend.load_checkpoints(PAPER / "runs" / RUN, [step])
 t0 = time.perf_counter()
 res = sgld_at_checkpoint(cp.model.select(s), cp.data, "centred_mse", proto, seed=1)
 f = PAPER / "points" / RUN / f"seed{s}_step{step}.json"
 exact = json.loads(f.read_text())["lam"] if f.exists() else None
 res.update(exact=exact, protocol=proto.label(), wall_s=time.perf_counter() - t0, threads=torch.get_num_threads())
-out[f"step{step}_seed{s}_{proto.burnin}+{proto.draws}"] = res
+out[key] = res
 atomic_write_json(out_path, out)
 rel = "" if exact is None else f", exact {exact} ({(res['llc'][0] - float(exact)) / float(exact):+.2%})"
 print(f"step {step} seed {s} ({proto.burnin}+{proto.draws}): {res['llc'][0]:.1f} ± {res['se'][0]:.1f}{rel}, reach "
