@@ -374,21 +374,16 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
 
 
 def roofline(p: int, width: int, batch: int, rows: int):
-    """Measure matmul FLOP/s, randn samples/s and copy bandwidth here; bound chain-steps/s for the
-    quadratic network: 3 matmuls of 2*b*m*p FLOPs (forward, two in backward), d = 3 p m Gaussian
-    draws, ~12 passes of d floats through memory (drift, update, MALA dots) and 6 passes of the b x m
-    activations (gather h, square s, G A^T, h * G A^T, its scatter into the drift): the forward and backward
-    move them whatever the implementation (at the paper's setting b m = 131,072 against d = 162,816)."""
+    """Measure the step's matmul time, randn samples/s and copy bandwidth here; bound chain-steps/s for the
+    quadratic network: 3 matmuls of 2*b*m*p FLOPs (forward, two in backward) at the FASTEST float32 GEMM this
+    torch build offers for each (benchmarks/roofline.py: MKL's bmm or oneDNN), d = 3 p m Gaussian draws,
+    ~12 passes of d floats through memory (drift, update, MALA dots) and 6 passes of the b x m activations
+    (gather h, square s, G A^T, h * G A^T, its scatter into the drift): the forward and backward move them
+    whatever the implementation (at the paper's setting b m = 131,072 against d = 162,816)."""
+    from roofline import step_gemm_seconds
+
     d = 3 * p * width
-    x = torch.randn(rows * batch, width)
-    w = torch.randn(width, p)
-    for _ in range(3):
-        x @ w
-    t0 = time.perf_counter()
-    reps = 20
-    for _ in range(reps):
-        x @ w
-    flops = 2 * rows * batch * width * p * reps / (time.perf_counter() - t0)
+    gemm = step_gemm_seconds(rows, batch, width, p)
     g = torch.Generator().manual_seed(0)
     buf = torch.empty(rows, d)
     buf.normal_(generator=g)
@@ -401,11 +396,12 @@ def roofline(p: int, width: int, batch: int, rows: int):
     for _ in range(10):
         torch.add(buf, buf, out=y)
     bw = 3 * 4 * rows * d * 10 / (time.perf_counter() - t0)  # bytes/s (2 reads + 1 write)
-    t_flop = 3 * 2 * batch * width * p / flops
+    t_flop = gemm["best"] / rows
     t_randn = d / randn
     t_mem = 4 * (12 * d + 6 * batch * width) / bw
     bound = 1.0 / (t_flop + t_randn + t_mem)
-    print(f"roofline (rows={rows}): matmul {flops / 1e9:.1f} GFLOP/s, randn {randn / 1e6:.0f} M/s, "
+    print(f"roofline (rows={rows}): matmul {gemm['best_rate'] / 1e9:.1f} GFLOP/s at the fastest GEMM for each product "
+          f"(torch's bmm alone: {gemm['torch_rate'] / 1e9:.1f}), randn {randn / 1e6:.0f} M/s, "
           f"bandwidth {bw / 1e9:.1f} GB/s -> per chain-step {t_flop * 1e6:.0f} us FLOPs + {t_randn * 1e6:.0f} us randn "
           f"+ {t_mem * 1e6:.0f} us memory = bound {bound:.0f} chain-steps/s")
     return bound

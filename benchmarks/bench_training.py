@@ -160,24 +160,26 @@ def part2(preset: TrainConfig, steps_to_grok: int, batch_sizes: list[int], n: in
 def training_roofline(cfg: TrainConfig, B: int, repeats: int = 5) -> float:
     """Seconds per training step that this machine cannot beat for ``cfg`` with B seeds, measured here:
 
-        FLOPs:  3 matmuls of 2 b m q per seed (forward s A, backward G A^T and s^T G), at the rate of one
-                (B b, m) x (m, q) matmul (the most favourable shape: the batched ones are no larger);
+        FLOPs:  3 matmuls of 2 b m q per seed (forward s A, backward G A^T and s^T G), each timed with every
+                float32 GEMM torch offers here (MKL's bmm, oneDNN) and counted at the fastest
+                (benchmarks/roofline.py);
         memory: 8 passes of d = (2p + q) m floats per seed (the gradient written once; a fused Adam reads
                 w, g, m, v and writes w, m, v) and 6 of the b x m activations (gather h, square s, G A^T,
                 2 h G A^T, the scatter of it), at the bandwidth of a large elementwise add;
         bound = FLOP time + memory time (no overlap assumed, which flatters the bound less than max()).
     The per-step Python and kernel-launch overheads, the minibatch gathers of indices and the loss are free."""
+    from roofline import step_gemm_seconds
+
     p, m, q, b = cfg.p, cfg.width, cfg.p, cfg.batch_size or 1
-    x = torch.randn(B * b, m)
-    w = torch.randn(m, q)
-    flops = 2 * B * b * m * q / timeit(lambda: x @ w, 10, repeats)
+    gemm = step_gemm_seconds(B, b, m, q, repeats)
     d = (2 * p + q) * m
     buf = torch.randn(B, d)
     out = torch.empty_like(buf)
     bw = 3 * 4 * buf.numel() / timeit(lambda: torch.add(buf, buf, out=out), 10, repeats)
-    t_flop = 3 * 2 * B * b * m * q / flops
+    t_flop = gemm["best"]
     t_mem = 4 * B * (8 * d + 6 * b * m) / bw
-    print(f"  roofline B = {B}: matmul {flops / 1e9:.1f} GFLOP/s, bandwidth {bw / 1e9:.1f} GB/s -> {t_flop * 1e3:.2f} ms "
+    print(f"  roofline B = {B}: matmul {gemm['best_rate'] / 1e9:.1f} GFLOP/s at the fastest GEMM for each product "
+          f"(torch's bmm alone {gemm['torch_rate'] / 1e9:.1f}), bandwidth {bw / 1e9:.1f} GB/s -> {t_flop * 1e3:.2f} ms "
           f"FLOPs + {t_mem * 1e3:.2f} ms memory = {(t_flop + t_mem) * 1e3:.2f} ms per step")
     return t_flop + t_mem
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from slt.models.matmul import baddbmm_, bmm, bmm_mul
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def quadratic_forward(
     h, _, _ = _gather_rows(U, V, a, b)  # (B, N, m)
     if torch.is_grad_enabled() and (U.requires_grad or V.requires_grad or A.requires_grad):
         return torch.matmul(h * h, A)  # (B, N, p_out)
-    return torch.matmul(h.mul_(h), A)  # no graph: square in place
+    return bmm(h.mul_(h), A)  # no graph: square in place
 
 
 def _gather_rows(U: torch.Tensor, V: torch.Tensor, a: torch.Tensor, b: torch.Tensor
@@ -128,14 +129,14 @@ def quadratic_loss_and_grad(U: torch.Tensor, V: torch.Tensor, A: torch.Tensor, a
     nb = a.shape[-1]
     h, ia, ib = _gather_rows(U, V, a, b)
     s = h * h
-    r = _label_residual(torch.bmm(s, A), y, centred)
+    r = _label_residual(bmm(s, A), y, centred)
     loss = 0.5 * r.pow(2).sum((-2, -1)) / nb
     k = scale / nb
     G = r.mul_(k.view(-1, 1, 1) if isinstance(k, torch.Tensor) and k.dim() else k)
     if into is None:
         into = tuple(torch.zeros_like(w) for w in ((U, A) if tied else (U, V, A)))
-    into[-1].baddbmm_(s.mT, G)
-    dh = torch.bmm(G, A.mT).mul_(h).view(-1, m)  # (G A^T) * h; the factor 2 goes into the scatter
+    baddbmm_(into[-1], s.mT, G)
+    dh = bmm_mul(G, A.mT, h).view(-1, m)  # (G A^T) * h; the factor 2 goes into the scatter
     into[0].view(B * p, m).index_add_(0, ia, dh, alpha=2.0)
     into[0 if tied else 1].view(B * p, m).index_add_(0, ib, dh, alpha=2.0)
     return loss, into

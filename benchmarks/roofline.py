@@ -1,0 +1,59 @@
+"""The FLOP side of the benchmarks' rooflines: the three products of one quadratic-network step, timed here.
+
+The step (SGLD or training) costs three products of 2 b m q FLOPs per copy: the forward s A (b x m by m x q),
+the readout gradient s^T G (m x b by b x q) and the hidden gradient G A^T (b x q by q x m). Each is timed with
+every float32 GEMM this torch build offers: torch.bmm (MKL on x86) and oneDNN through
+``torch.ops.mkldnn._linear_pointwise`` in the orientations slt.models.matmul uses and their transposes. The
+roofline takes the FASTEST time of each product, so it bounds any implementation built from these
+libraries, slt's included; on AMD processors MKL runs well below the hardware and oneDNN does not.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+
+def _median_time(fn, n: int = 10, repeats: int = 5) -> float:
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        times.append((time.perf_counter() - t0) / n)
+    return statistics.median(times)
+
+
+def step_gemm_seconds(copies: int, b: int, m: int, q: int, repeats: int = 5) -> dict:
+    """Seconds for the three products of one step with ``copies`` copies: per library and the best.
+
+    Returns dict(torch=..., best=..., flops=6 copies b m q, rates in FLOP/s: torch_rate, best_rate)."""
+    s = torch.randn(copies, b, m)
+    A = torch.randn(copies, m, q)
+    G = torch.randn(copies, b, q)
+    ways = {
+        "forward": {"torch": lambda: torch.bmm(s, A)},
+        "readout": {"torch": lambda: torch.bmm(s.mT, G)},
+        "hidden": {"torch": lambda: torch.bmm(G, A.mT)},
+    }
+    lin = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    if lin is not None and torch.backends.mkldnn.is_available():
+        def each(f):
+            return lambda: [f(i) for i in range(copies)]
+
+        ways["forward"]["onednn"] = each(lambda i: lin(s[i], A[i].T, None, "none", [], ""))
+        ways["forward"]["onednn_t"] = each(lambda i: lin(A[i].T.contiguous(), s[i], None, "none", [], ""))
+        ways["readout"]["onednn"] = each(lambda i: lin(s[i].T, G[i].T, None, "none", [], ""))
+        ways["readout"]["onednn_t"] = each(lambda i: lin(G[i].T.contiguous(), s[i].T, None, "none", [], ""))
+        ways["hidden"]["onednn"] = each(lambda i: lin(G[i], A[i], None, "none", [], ""))
+        ways["hidden"]["onednn_t"] = each(lambda i: lin(A[i], G[i], None, "none", [], ""))
+    n = max(1, int(2e7 // (copies * b * m * q)))
+    times = {prod: {lib: _median_time(fn, n, repeats) for lib, fn in libs.items()} for prod, libs in ways.items()}
+    t_torch = sum(t["torch"] for t in times.values())
+    t_best = sum(min(t.values()) for t in times.values())
+    flops = 6 * copies * b * m * q
+    return dict(torch=t_torch, best=t_best, flops=flops, torch_rate=flops / t_torch, best_rate=flops / t_best,
+                per_product=times)
