@@ -5,7 +5,7 @@ import torch
 from slt.models import matmul
 from slt.models.matmul import baddbmm_, bmm, bmm_mul, uses_onednn
 
-needs_onednn = pytest.mark.skipif(matmul._LINEAR is None, reason="this torch build has no oneDNN linear op")
+needs_onednn = pytest.mark.skipif(matmul.onednn_linear() is None, reason="this torch build has no oneDNN linear op")
 
 
 def _operands(shape, dtype=torch.float32, seed=0):
@@ -58,7 +58,7 @@ def test_environment_switch(monkeypatch):
     assert torch.equal(bmm(x, y), torch.bmm(x, y))
     small = _operands((2, 4, 3, 5))
     monkeypatch.setenv("SLT_MATMUL", "onednn")
-    assert uses_onednn(*small[:2]) == (matmul._LINEAR is not None)
+    assert uses_onednn(*small[:2]) == (matmul.onednn_linear() is not None)
     assert torch.allclose(bmm(*small[:2]), torch.bmm(*small[:2]), atol=1e-5)
     monkeypatch.setenv("SLT_MATMUL", "fast")
     with pytest.raises(ValueError, match="SLT_MATMUL.*'auto', 'torch' or 'onednn'"):

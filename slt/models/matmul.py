@@ -15,6 +15,7 @@ on every eligible product regardless of size.
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 
@@ -23,8 +24,10 @@ import torch
 _MIN_MACS = 1 << 18  # per batch element; at (128, 1024, 53) = 7e6 oneDNN is ~1.8x MKL, at (64, 3, 7) 17x slower
 
 
-def _onednn_linear():
-    """torch.ops.mkldnn._linear_pointwise (Y = X W^T) if this build has it, else None."""
+@functools.cache
+def onednn_linear():
+    """torch.ops.mkldnn._linear_pointwise (Y = X W^T) if this build has it and it computes a known product, else
+    None (checked once, on first use)."""
     if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
         return None
     try:
@@ -36,9 +39,6 @@ def _onednn_linear():
     return op if ok else None
 
 
-_LINEAR = _onednn_linear()
-
-
 def _mode() -> str:
     mode = os.environ.get("SLT_MATMUL", "auto")
     if mode not in ("auto", "torch", "onednn"):
@@ -48,7 +48,7 @@ def _mode() -> str:
 
 def uses_onednn(x: torch.Tensor, y: torch.Tensor) -> bool:
     """Whether :func:`bmm` sends x (B, n, k) @ y (B, k, m) to oneDNN (the rule in the module docstring)."""
-    if _LINEAR is None or x.dtype != torch.float32 or y.dtype != torch.float32 or x.device.type != "cpu":
+    if onednn_linear() is None or x.dtype != torch.float32 or y.dtype != torch.float32 or x.device.type != "cpu":
         return False
     if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
         return False
@@ -62,9 +62,9 @@ def bmm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """x (B, n, k) @ y (B, k, m) -> (B, n, m), as torch.bmm (any strides)."""
     if not uses_onednn(x, y):
         return torch.bmm(x, y)
-    out = torch.empty(x.shape[0], x.shape[1], y.shape[2])
+    out, lin = torch.empty(x.shape[0], x.shape[1], y.shape[2]), onednn_linear()
     for i in range(x.shape[0]):
-        out[i] = _LINEAR(x[i], y[i].T, None, "none", [], "")
+        out[i] = lin(x[i], y[i].T, None, "none", [], "")
     return out
 
 
@@ -73,9 +73,9 @@ def bmm_mul(x: torch.Tensor, y: torch.Tensor, other: torch.Tensor) -> torch.Tens
     in one pass over the (n, m) output."""
     if not uses_onednn(x, y):
         return torch.bmm(x, y).mul_(other)
-    out = torch.empty_like(other)
+    out, lin = torch.empty_like(other), onednn_linear()
     for i in range(x.shape[0]):
-        torch.mul(_LINEAR(x[i], y[i].T, None, "none", [], ""), other[i], out=out[i])
+        torch.mul(lin(x[i], y[i].T, None, "none", [], ""), other[i], out=out[i])
     return out
 
 
@@ -83,8 +83,9 @@ def baddbmm_(c: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """c += x @ y in place for c (B, n, m), x (B, n, k), y (B, k, m); returns c."""
     if not uses_onednn(x, y):
         return c.baddbmm_(x, y)
+    lin = onednn_linear()
     for i in range(x.shape[0]):
         # as (x y)^T = y^T x^T with the small y^T made contiguous: at the quadratic network's s^T G (x = s^T a
         # transposed view, y = G of 53 columns) oneDNN runs 1.5-2.5x faster this way than on x y directly
-        c[i].T.add_(_LINEAR(y[i].T.contiguous(), x[i], None, "none", [], ""))
+        c[i].T.add_(lin(y[i].T.contiguous(), x[i], None, "none", [], ""))
     return c

@@ -392,12 +392,12 @@ def _probe(rm: ResidualMap, w: torch.Tensor, r: int, step: float, seed: int, max
     """One Morse-Bott probe (see :func:`exact_llc`): returns rank at the returned point, return distance / step."""
     from scipy.sparse.linalg import lsqr
 
-    from slt.theory.polish import _operator, polish
+    from slt.theory.polish import jacobian_operator, polish
 
     g = torch.Generator(device="cpu").manual_seed(seed)
     v = torch.randn(rm.dim, generator=g, dtype=torch.float64).to(w.device)
     Jv = rm.jvp(w, v).reshape(-1)
-    x = lsqr(_operator(rm, w, 0.0), Jv.cpu().numpy(), atol=1e-12, btol=1e-12, iter_lim=20_000)[0]
+    x = lsqr(jacobian_operator(rm, w, 0.0), Jv.cpu().numpy(), atol=1e-12, btol=1e-12, iter_lim=20_000)[0]
     dvec = v - torch.as_tensor(x, dtype=torch.float64, device=w.device)  # v minus its row-space part: in ker J
     leak = float(rm.jvp(w, dvec).norm()) / max(float(Jv.norm()), 1e-300)
     delta = step * max(float(w.norm()), 1.0)

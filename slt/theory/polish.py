@@ -96,8 +96,9 @@ def _sigma_max(rm: ResidualMap, w: torch.Tensor, iters: int = 30, seed: int = 0)
     return math.sqrt(max(lam, 0.0))
 
 
-def _operator(rm: ResidualMap, w: torch.Tensor, wd: float) -> LinearOperator:
-    """[J; sqrt(wd) I] as a scipy LinearOperator (the wd block makes LM steps on L + wd/2 |w|^2)."""
+def jacobian_operator(rm: ResidualMap, w: torch.Tensor, wd: float) -> LinearOperator:
+    """[J; sqrt(wd) I] as a scipy LinearOperator, J the residual Jacobian at w (the wd block makes LM steps on
+    L + wd/2 |w|^2; wd = 0 gives J alone, for least-squares solves against it)."""
     s = rm.hidden(w)
     nr = rm.n * rm.q
     extra = rm.dim if wd > 0 else 0
@@ -172,7 +173,7 @@ def polish(U, V, A, a, b, y, centred: bool = False, weight_decay: float = 0.0, m
         kind = _test(rm, w, grad, wd, r0, smax, interp_rtol, grad_rtol)
         if kind != "none":
             break
-        op = _operator(rm, w, wd)
+        op = jacobian_operator(rm, w, wd)
         rhs = -R.reshape(-1)
         if wd > 0:
             rhs = torch.cat([rhs, -math.sqrt(wd) * w])
