@@ -58,6 +58,7 @@ import gc
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,7 @@ class Settings:
     draws: int
     burnin: int
     batch: int | None
+    repeats: int = 1  # paired rounds (compare): each library timed once per round, medians reported
 
     @property
     def chain_steps(self) -> int:
@@ -190,10 +192,10 @@ def check_losses_agree(problem: dict) -> None:
 
 def warmup_settings(s: Settings) -> Settings:
     """A tiny run of the same problem, done untimed before each timed call by every library."""
-    return dataclasses.replace(s, chains=min(s.chains, 2), draws=2, burnin=1)
+    return dataclasses.replace(s, chains=min(s.chains, 2), draws=2, burnin=1, repeats=1)
 
 
-def run_slt(problem: dict, s: Settings) -> dict:
+def run_slt(problem: dict, s: Settings) -> list[dict]:
     """slt.estimate_llc at the settings; wall time of the whole call."""
     from slt.sampling import LLCWarning, estimate_llc
 
@@ -204,7 +206,7 @@ def run_slt(problem: dict, s: Settings) -> dict:
         res = estimate_llc(model, loss, data, eps=s.eps, gamma=s.gamma, n_beta=s.n_beta, num_chains=s.chains,
                            num_draws=s.draws, num_burnin=s.burnin, batch_size=s.batch, seed=0)
         dt = time.perf_counter() - t0
-    return dict(method="slt", seconds=dt, chain_steps_per_s=s.chain_steps / dt, llc=res.llc, llc_se=res.llc_se)
+    return [dict(method="slt", seconds=dt, chain_steps_per_s=s.chain_steps / dt, llc=res.llc, llc_se=res.llc_se)]
 
 
 def run_devinterp_1(problem: dict, s: Settings) -> list[dict]:
@@ -335,38 +337,75 @@ conventions: all take w' = w - (eps/2)(n_beta grad L_batch + gamma (w - w*)) + s
   (alpha 0.99, eps 0.1), so at the same lr it samples differently: compare its speed, not its estimate."""
 
 
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def each(xs: list[float], unit: str = "") -> str:
+    """' (rounds: a, b, c)' when there is more than one round."""
+    fmt = "{:.1f}" if unit else "{:.0f}"
+    return "  (rounds: " + ", ".join(fmt.format(x) + unit for x in xs) + ")" if len(xs) > 1 else ""
+
+
 def fmt_llc(llc: float, se: float) -> str:
     return f"LLC {llc:9.4g} ± {se:.2g}"
 
 
-def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str) -> dict:
-    """Time slt here, then each devinterp venv in a subprocess, back to back; print one line per method."""
+def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str, bound=None) -> dict:
+    """s.repeats paired rounds; in each, time slt here, then each devinterp venv in a subprocess, then (``bound``,
+    a callable returning chain-steps/s) the roofline, back to back. The machine's speed drifts by up to 30% within
+    a minute, so every ratio is taken within a round and the MEDIAN over rounds is printed, with each round's
+    value beside it; one line per method."""
     print(f"{name}, chains={s.chains}, draws={s.draws}, burn-in={s.burnin}, batch={s.batch or 'full'}, "
-          f"eps={s.eps:g}, gamma={s.gamma:g}, n_beta={s.n_beta:.4g}", flush=True)
+          f"eps={s.eps:g}, gamma={s.gamma:g}, n_beta={s.n_beta:.4g}, {s.repeats} paired round(s)", flush=True)
     check_losses_agree(problem)
     run_slt(problem, warmup_settings(s))
-    ours = run_slt(problem, s)
-    print(f"  {'slt':30s} {ours['chain_steps_per_s']:9.0f} chain-steps/s  {fmt_llc(ours['llc'], ours['llc_se'])}",
-          flush=True)
-    row = dict(name=name, settings=dataclasses.asdict(s), slt=ours, devinterp={})
-    if not venvs:
-        return row
+    one = dataclasses.replace(s, repeats=1)
     path = os.path.join(tmpdir, "problem.pt")
-    torch.save({k: v for k, v in problem.items() if k != "net"}, path)
+    if venvs:
+        torch.save({k: v for k, v in problem.items() if k != "net"}, path)
+    rounds = []
+    for _ in range(max(1, s.repeats)):
+        rnd = dict(slt=run_slt(problem, one)[0], devinterp={})
+        for venv in venvs:
+            rnd["devinterp"][os.path.basename(venv)] = run_worker(venv, path, one, torch.get_num_threads())
+        if bound is not None:
+            rnd["roofline_bound"] = bound()
+        rounds.append(rnd)
+    ours = [r["slt"]["chain_steps_per_s"] for r in rounds]
+    first = rounds[0]["slt"]
+    print(f"  {'slt':30s} {median(ours):9.0f} chain-steps/s  {fmt_llc(first['llc'], first['llc_se'])}{each(ours)}",
+          flush=True)
+    row = dict(name=name, settings=dataclasses.asdict(s), rounds=rounds, slt=dict(first, chain_steps_per_s=median(ours),
+                                                                                  chain_steps_per_s_rounds=ours))
+    if bound is not None:
+        bounds = [r["roofline_bound"] for r in rounds]
+        frac = [o / b for o, b in zip(ours, bounds)]
+        print(f"  roofline bound {median(bounds):.0f} chain-steps/s{each(bounds)}: slt reaches {median(frac):.0%} of it"
+              f"  (rounds: {', '.join(f'{f:.0%}' for f in frac)})", flush=True)
+        row.update(roofline_bound=median(bounds), roofline_fraction=median(frac), roofline_fraction_rounds=frac)
+    row["devinterp"] = {}
     for venv in venvs:
-        res = run_worker(venv, path, s, torch.get_num_threads())
-        row["devinterp"][os.path.basename(venv)] = res
-        if "error" in res:
-            print(f"  {os.path.basename(venv):30s} FAILED {res['error']}", flush=True)
+        key = os.path.basename(venv)
+        results = [r["devinterp"][key] for r in rounds]
+        row["devinterp"][key] = results
+        bad = next((res for res in results if "error" in res), None)
+        if bad is not None:
+            print(f"  {key:30s} FAILED {bad['error']}", flush=True)
             continue
-        for r in res["runs"]:
-            label = f"devinterp {res['version']} {r['method']}"
-            line = (f"  {label:30s} {r['chain_steps_per_s']:9.0f} chain-steps/s  {fmt_llc(r['llc'], r['llc_se'])}"
-                    f"  slt/this {ours['chain_steps_per_s'] / r['chain_steps_per_s']:6.1f}x")
+        for k, r in enumerate(results[0]["runs"]):
+            runs = [res["runs"][k] for res in results]
+            speed = [x["chain_steps_per_s"] for x in runs]
+            ratio = [o / x for o, x in zip(ours, speed)]
+            label = f"devinterp {results[0]['version']} {r['method']}"
+            line = (f"  {label:30s} {median(speed):9.0f} chain-steps/s  {fmt_llc(r['llc'], r['llc_se'])}"
+                    f"  slt/this {median(ratio):6.1f}x{each(ratio, 'x')}")
             if "gc_seconds" in r:
-                line += (f"\n  {'':30s} {r['chain_steps_per_s_without_gc']:9.0f} chain-steps/s without its "
+                speed_ng = [x["chain_steps_per_s_without_gc"] for x in runs]
+                ratio_ng = [o / x for o, x in zip(ours, speed_ng)]
+                line += (f"\n  {'':30s} {median(speed_ng):9.0f} chain-steps/s without its "
                          f"{r['gc_calls']} gc.collect() ({r['gc_seconds']:.2f} s of {r['seconds']:.2f} s)  "
-                         f"slt/this {ours['chain_steps_per_s'] / r['chain_steps_per_s_without_gc']:6.1f}x"
+                         f"slt/this {median(ratio_ng):6.1f}x{each(ratio_ng, 'x')}"
                          f"\n  {'':30s} draws only: {fmt_llc(r['llc_draws_only'], r['llc_draws_only_se'])} "
                          f"(above: devinterp 2's llc_mean, burn-in included)")
             print(line, flush=True)
@@ -380,22 +419,15 @@ def roofline(p: int, width: int, batch: int, rows: int):
     ~12 passes of d floats through memory (drift, update, MALA dots) and 6 passes of the b x m activations
     (gather h, square s, G A^T, h * G A^T, its scatter into the drift): the forward and backward move them
     whatever the implementation (at the paper's setting b m = 131,072 against d = 162,816)."""
-    from roofline import step_gemm_seconds
+    from roofline import median_time, step_gemm_seconds
 
     d = 3 * p * width
     gemm = step_gemm_seconds(rows, batch, width, p)
     g = torch.Generator().manual_seed(0)
     buf = torch.empty(rows, d)
-    buf.normal_(generator=g)
-    t0 = time.perf_counter()
-    for _ in range(5):
-        buf.normal_(generator=g)
-    randn = rows * d * 5 / (time.perf_counter() - t0)
     y = torch.empty_like(buf)
-    t0 = time.perf_counter()
-    for _ in range(10):
-        torch.add(buf, buf, out=y)
-    bw = 3 * 4 * rows * d * 10 / (time.perf_counter() - t0)  # bytes/s (2 reads + 1 write)
+    randn = rows * d / median_time(lambda: buf.normal_(generator=g), 5, 7)
+    bw = 3 * 4 * rows * d / median_time(lambda: torch.add(buf, buf, out=y), 10, 7)  # bytes/s (2 reads + 1 write)
     t_flop = gemm["best"] / rows
     t_randn = d / randn
     t_mem = 4 * (12 * d + 6 * batch * width) / bw
@@ -432,6 +464,8 @@ def main(argv=None) -> int:
                     help="torch threads for every library (default 1: on a shared machine more threads spin)")
     ap.add_argument("--devinterp-venvs", default=DEFAULT_VENVS,
                     help=f"comma-separated devinterp venvs, relative to the repo root (default {DEFAULT_VENVS})")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="timed calls per library and regime, the median reported (default 3)")
     ap.add_argument("--json", metavar="OUT", help="also write the numbers to this JSON file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--problem", help=argparse.SUPPRESS)
@@ -465,24 +499,21 @@ def main(argv=None) -> int:
             print("== small models, 64 chains (target >= 20x) ==")
             record(compare("RRR 5x3x5, n=1024, batch 128", rrr_problem(),
                            Settings(eps=1e-4, gamma=100.0, n_beta=1024 / math.log(1024), chains=64, draws=200 // q,
-                                    burnin=50 // q, batch=128), venvs, tmpdir))
+                                    burnin=50 // q, batch=128, repeats=args.repeats), venvs, tmpdir))
             prob = quad_problem(7, 3, 0.8, "mse")
             n = len(prob["y"])
             record(compare(f"QuadNet p=7 K=3, n={n}, full batch", prob,
                            Settings(eps=1e-3, gamma=100.0, n_beta=n / math.log(n), chains=64, draws=200 // q,
-                                    burnin=50 // q, batch=None), venvs, tmpdir))
+                                    burnin=50 // q, batch=None, repeats=args.repeats), venvs, tmpdir))
         if args.regime in ("paper", "all"):
             print("== paper's setting: p=53, K=1024, 40% train, batch 128, centred MSE (target >= 3x) ==")
             prob = quad_problem(53, 1024, 0.4, "centred_mse")
             n = len(prob["y"])
             for chains in (3, 32):
-                row = compare(f"QuadNet p=53 K=1024, n={n}, batch 128", prob,
-                              Settings(eps=5e-4, gamma=5.0, n_beta=n / math.log(n), chains=chains, draws=60 // q,
-                                       burnin=10 // q, batch=128), venvs, tmpdir)
-                ours = row["slt"]["chain_steps_per_s"]
-                bound = roofline(53, 1024, 128, chains)
-                print(f"   slt reaches {ours / bound:.0%} of the roofline bound at {chains} chains")
-                record(dict(row, roofline_bound=bound, roofline_fraction=ours / bound))
+                record(compare(f"QuadNet p=53 K=1024, n={n}, batch 128", prob,
+                               Settings(eps=5e-4, gamma=5.0, n_beta=n / math.log(n), chains=chains, draws=60 // q,
+                                        burnin=10 // q, batch=128, repeats=args.repeats), venvs, tmpdir,
+                               bound=lambda c=chains: roofline(53, 1024, 128, c)))
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     return 0
 

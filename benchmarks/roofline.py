@@ -15,7 +15,8 @@ import time
 import torch
 
 
-def _median_time(fn, n: int = 10, repeats: int = 5) -> float:
+def median_time(fn, n: int = 10, repeats: int = 5) -> float:
+    """Median seconds per call of ``fn`` over ``repeats`` blocks of ``n`` calls, after two warm-up calls."""
     for _ in range(2):
         fn()
     times = []
@@ -51,7 +52,7 @@ def step_gemm_seconds(copies: int, b: int, m: int, q: int, repeats: int = 5) -> 
         ways["hidden"]["onednn"] = each(lambda i: lin(G[i], A[i], None, "none", [], ""))
         ways["hidden"]["onednn_t"] = each(lambda i: lin(A[i], G[i], None, "none", [], ""))
     n = max(1, int(2e7 // (copies * b * m * q)))
-    times = {prod: {lib: _median_time(fn, n, repeats) for lib, fn in libs.items()} for prod, libs in ways.items()}
+    times = {prod: {lib: median_time(fn, n, repeats) for lib, fn in libs.items()} for prod, libs in ways.items()}
     t_torch = sum(t["torch"] for t in times.values())
     t_best = sum(min(t.values()) for t in times.values())
     flops = 6 * copies * b * m * q
