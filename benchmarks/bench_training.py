@@ -184,18 +184,24 @@ def training_roofline(cfg: TrainConfig, B: int, repeats: int = 5) -> float:
     return t_flop + t_mem
 
 
-def part4(preset: TrainConfig, batch_sizes: list[int], n: int, repeats: int) -> None:
+def part4(preset: TrainConfig, batch_sizes: list[int], n: int, repeats: int, rounds: int = 3) -> None:
+    """``rounds`` paired rounds per B, each measuring the roofline and then the step back to back: the machine's
+    speed drifts by up to 30% within a minute, so the fraction is taken within a round and the median printed."""
     for B in batch_sizes:
         cfg = preset.replace(seeds=tuple(range(B)))
-        bound = training_roofline(cfg, B, repeats)
-        t = seconds_per_step(cfg, n, repeats)
-        print(f"  B = {B:3d}: measured {t * 1e3:.2f} ms per step -> {bound / t:.0%} of the roofline   [{load()}]")
+        pairs = [(training_roofline(cfg, B, repeats), seconds_per_step(cfg, n, repeats)) for _ in range(rounds)]
+        frac = [bound / t for bound, t in pairs]
+        t = statistics.median(t for _, t in pairs)
+        print(f"  B = {B:3d}: measured {t * 1e3:.2f} ms per step (median of {rounds} rounds) -> "
+              f"{statistics.median(frac):.0%} of the roofline (rounds: {', '.join(f'{f:.0%}' for f in frac)})"
+              f"   [{load()}]")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--rounds", type=int, default=3, help="paired roofline/step rounds per B in part 4 (default 3)")
     ap.add_argument("--steps-to-grok", type=int, default=None,
                     help="override the steps-to-grokking used in the extrapolation (default: the preset's "
                          "`steps`, an upper bound chosen from the sweep)")
@@ -217,7 +223,7 @@ def main() -> int:
         part2(preset, args.steps_to_grok or preset.steps, [1, 10, 100], 4 * n, rep)
     if "4" in parts:
         print("Part 4: training step against its roofline (grokking preset, minibatch, fused Adam)")
-        part4(preset, [1, 10, 100], 2 * n, rep)
+        part4(preset, [1, 10, 100], 2 * n, rep, args.rounds)
     if args.paper:
         print("Part 3: the paper's own hyperparameters (width 1024, lr 1e-4, wd 1e-5), grokking by ~15,000 steps")
         paper = preset.replace(width=1024, lr=1e-4, weight_decay=1e-5)
