@@ -30,6 +30,7 @@ from slt.models.quadratic import QuadraticNet
 from slt.tasks import make_data
 from slt.training import TrainConfig, build_model, default_config
 from slt.execution import tune_malloc
+from roofline import median_time  # benchmarks/roofline.py
 from slt.training.loop import MinibatchSampler, make_optimizer, make_train_step
 
 
@@ -38,19 +39,6 @@ def load() -> str:
         return "load avg %.2f %.2f %.2f" % os.getloadavg()
     except OSError:
         return "load avg n/a"
-
-
-def timeit(step, n: int, repeats: int) -> float:
-    """Median seconds per call of ``step`` over ``repeats`` blocks of ``n`` calls (after a warm-up block)."""
-    for _ in range(max(2, n // 5)):
-        step()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(n):
-            step()
-        times.append((time.perf_counter() - t) / n)
-    return statistics.median(times)
 
 
 # ---------------------------------------------------------------------------------------------- part 1
@@ -103,8 +91,8 @@ def part1(p: int, width: int, frac: float, n: int, repeats: int) -> float:
     print(f"  same trajectory after 5 steps: max |f_slt - f_naive| = {diff:.2e} (outputs up to {scale:.2e})")
     assert diff <= 1e-3 * scale, "slt and the naive loop disagree: the benchmark would compare different things"
 
-    t_slt = timeit(step_slt, n, repeats)
-    t_naive = timeit(step_naive, n, repeats)
+    t_slt = median_time(step_slt, n, repeats)
+    t_naive = median_time(step_naive, n, repeats)
     ratio = t_naive / t_slt
     print(f"  N = {len(y)} training pairs, width {width}: slt {1 / t_slt:8.1f} steps/s | naive one-hot "
           f"{1 / t_naive:8.1f} steps/s | ratio {ratio:.2f}x (target >= 5x)   [{load()}]")
@@ -134,7 +122,7 @@ def seconds_per_step(cfg: TrainConfig, n: int, repeats: int) -> float:
             a, b, y = a_tr[idx], b_tr[idx], y_tr[idx]
         train_step(a, b, y)
 
-    return timeit(step, n, repeats)
+    return median_time(step, n, repeats)
 
 
 def part2(preset: TrainConfig, steps_to_grok: int, batch_sizes: list[int], n: int, repeats: int) -> None:
@@ -175,7 +163,7 @@ def training_roofline(cfg: TrainConfig, B: int, repeats: int = 5) -> float:
     d = (2 * p + q) * m
     buf = torch.randn(B, d)
     out = torch.empty_like(buf)
-    bw = 3 * 4 * buf.numel() / timeit(lambda: torch.add(buf, buf, out=out), 10, repeats)
+    bw = 3 * 4 * buf.numel() / median_time(lambda: torch.add(buf, buf, out=out), 10, repeats)
     t_flop = gemm["best"]
     t_mem = 4 * B * (8 * d + 6 * b * m) / bw
     print(f"  roofline B = {B}: matmul {gemm['best_rate'] / 1e9:.1f} GFLOP/s at the fastest GEMM for each product "

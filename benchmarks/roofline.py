@@ -16,8 +16,8 @@ import torch
 
 
 def median_time(fn, n: int = 10, repeats: int = 5) -> float:
-    """Median seconds per call of ``fn`` over ``repeats`` blocks of ``n`` calls, after two warm-up calls."""
-    for _ in range(2):
+    """Median seconds per call of ``fn`` over ``repeats`` blocks of ``n`` calls, after max(2, n // 5) warm-up calls."""
+    for _ in range(max(2, n // 5)):
         fn()
     times = []
     for _ in range(repeats):

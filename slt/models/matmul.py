@@ -21,7 +21,10 @@ import platform
 
 import torch
 
-_MIN_MACS = 1 << 18  # per batch element; at (128, 1024, 53) = 7e6 oneDNN is ~1.8x MKL, at (64, 3, 7) 17x slower
+# per batch element. Measured here (3 products, x (n, k) y (k, q)): at (128, 1024, 53) = 7.0e6 oneDNN is 1.7x MKL,
+# (128, 512, 53) = 3.5e6 1.3x, (128, 384, 53) = 2.6e6 1.1x; below 2e6 it is 0.9-1.4x ((317, 128, 23) = 9.3e5: 0.93x,
+# (128, 256, 53) = 1.7e6: 0.89x), and at (64, 3, 7) 17x slower (the per-call cost of the Python loop)
+_MIN_MACS = 1 << 21
 
 
 @functools.cache
