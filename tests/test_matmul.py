@@ -82,3 +82,15 @@ def test_closed_form_gradient_in_float32_on_onednn_matches_float64(centred):
     assert torch.allclose(loss32.double(), loss64, rtol=1e-5)
     for x32, x64 in zip(g32, g64):
         assert (x32.double() - x64).abs().max() <= 1e-4 * x64.abs().max()
+
+
+@needs_onednn
+def test_onednn_output_dtype_does_not_follow_the_default_dtype():
+    """A float64 default dtype must not turn a float32 product into float64."""
+    x, y, _ = _operands((2, 128, 1024, 53))
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert bmm(x, y).dtype == torch.float32
+    finally:
+        torch.set_default_dtype(old)

@@ -4,12 +4,13 @@ torch sends a float32 CPU ``bmm`` to MKL's sgemm. On AMD processors MKL does not
 and on the development machine (AMD EPYC, Zen 5, 1 thread) it reached 59-68 GFLOP/s on the quadratic
 network's products. oneDNN chooses its kernels by instruction set, not by vendor. Through
 ``torch.ops.mkldnn._linear_pointwise``, the op torch's own compiler emits for linear layers, it ran the same
-products at 107-168 GFLOP/s (benchmarks/bench_llc.py prints both rates in its roofline). Both are exact
-float32 GEMMs; they differ only in summation order, at float rounding (relative 1e-6).
+products at 107-168 GFLOP/s (benchmarks/bench_llc.py prints both rates in its roofline). Both compute the
+float32 product; they differ only in summation order, at float rounding (relative 1e-6).
 
 The choice is a fixed rule, never a timing, so the same seed gives the same numbers on the same machine:
 oneDNN for float32 CPU tensors without autograd, on x86-64, when each product has at least
-``_MIN_MACS`` multiply-adds (the per-call cost of a Python loop over the batch beats the kernel below it).
+``_MIN_MACS`` multiply-adds (below it oneDNN was no faster here, and the Python loop over the batch costs ~5 us
+a call).
 ``SLT_MATMUL=torch`` in the environment turns it off (torch's bmm everywhere), ``SLT_MATMUL=onednn`` forces it
 on every eligible product regardless of size.
 """
@@ -65,7 +66,7 @@ def bmm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """x (B, n, k) @ y (B, k, m) -> (B, n, m), as torch.bmm (any strides)."""
     if not uses_onednn(x, y):
         return torch.bmm(x, y)
-    out, lin = torch.empty(x.shape[0], x.shape[1], y.shape[2]), onednn_linear()
+    out, lin = torch.empty(x.shape[0], x.shape[1], y.shape[2], dtype=x.dtype), onednn_linear()
     for i in range(x.shape[0]):
         out[i] = lin(x[i], y[i].T, None, "none", [], "")
     return out

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
 from slt.models.matmul import baddbmm_, bmm, bmm_mul
 
 
