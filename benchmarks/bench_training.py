@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import torch
 from torch import nn
@@ -30,8 +29,9 @@ from slt.models.quadratic import QuadraticNet
 from slt.tasks import make_data
 from slt.training import TrainConfig, build_model, default_config
 from slt.execution import tune_malloc
-from roofline import median_time  # benchmarks/roofline.py
 from slt.training.loop import MinibatchSampler, make_optimizer, make_train_step
+
+from roofline import median_time, step_gemm_seconds  # benchmarks/roofline.py
 
 
 def load() -> str:
@@ -156,8 +156,6 @@ def training_roofline(cfg: TrainConfig, B: int, repeats: int = 5) -> float:
                 2 h G A^T, the scatter of it), at the bandwidth of a large elementwise add;
         bound = FLOP time + memory time (no overlap assumed, which flatters the bound less than max()).
     The per-step Python and kernel-launch overheads, the minibatch gathers of indices and the loss are free."""
-    from roofline import step_gemm_seconds
-
     p, m, q, b = cfg.p, cfg.width, cfg.p, cfg.batch_size or 1
     gemm = step_gemm_seconds(B, b, m, q, repeats)
     d = (2 * p + q) * m
