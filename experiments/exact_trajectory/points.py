@@ -62,27 +62,16 @@ def pick(metrics: dict, saved: list[int], s: int, which: list[str]) -> dict[str,
 
 
 def point(run_dir: Path, step: int, s: int, centred: bool, n_probe: int, newton_iter: int = 0) -> dict:
-    from slt import exact_llc, polish
-    from slt.theory.jacobian import point_from_net
-    from slt.theory.polish import NotCriticalError
+    """One seed at one checkpoint: slt.checks.exact.exact_at_checkpoint (the claim's own polish and exact lambda),
+    with the step, the seed and the total time. Records written before stop 21 name the polish's gradient norms
+    grad_norm_before/after (now grad_before/after) and hold lambda as an exact string (now a float: half-integers
+    are exact in float64); summarise.py reads both."""
+    from slt.checks.exact import exact_at_checkpoint
 
     cp = load_checkpoint(run_dir, step)
-    a, b, y = (t.cpu().numpy() for t in cp.data.train())
-    U, V, A = point_from_net(cp.model, s)
     t0 = time.perf_counter()
-    pol = polish(U, V, A, a, b, y, centred=centred, max_iter=20, newton_iter=newton_iter)
-    rec = {"step": step, "seed_index": s, "polish": {k: getattr(pol, k) for k in (
-        "kind", "critical", "grad_norm_before", "grad_norm_after", "loss_before", "loss_after", "rel_distance",
-        "iterations", "seconds", "message")}}
-    if not pol.critical:
-        return {**rec, "lam": None, "note": pol.message, "seconds": time.perf_counter() - t0}
-    try:
-        ex = exact_llc(pol.U, pol.V, pol.A, a, b, y, centred=centred, n_probe=n_probe)
-    except (NotCriticalError, MemoryError) as err:
-        return {**rec, "lam": None, "note": f"{type(err).__name__}: {err}", "seconds": time.perf_counter() - t0}
-    d = ex.to_dict()
-    d.pop("probes", None)
-    return {**rec, **d, "probes": list(ex.probes), "seconds_total": time.perf_counter() - t0}
+    rec = exact_at_checkpoint(cp.model, cp.data, s, centred, n_probe=n_probe, newton_iter=newton_iter)
+    return {"step": step, "seed_index": s, **rec, "seconds_total": time.perf_counter() - t0}
 
 
 def main() -> None:

@@ -41,8 +41,11 @@ MEMORISED, NOT_GENERALISED, GROKKED = 0.99, 0.5, 0.95
 EXACT_MIN_FALL = 1e-9  # relative fall that counts for timing: exact values differ by whole half-ranks
 
 
-def exact_at_checkpoint(model, data, copy: int, centred: bool, device: str = "cpu", n_probe: int = 1) -> dict:
+def exact_at_checkpoint(model, data, copy: int, centred: bool, device: str = "cpu", n_probe: int = 1,
+                        newton_iter: int = 0) -> dict:
     """Polish copy ``copy`` of a checkpoint's net on its training data and compute the exact lambda there.
+    ``newton_iter`` > 0 lets the polish take Newton steps on the gradient for points that do not interpolate
+    (experiments/exact_trajectory/points.py --newton-iter); the claim uses interpolants only (0).
 
     Returns plain numbers: the polish report, lambda (float, or None with bounds), rank, route, gaps, timings."""
     from slt.theory.exact_scale import exact_llc
@@ -53,7 +56,7 @@ def exact_at_checkpoint(model, data, copy: int, centred: bool, device: str = "cp
     U, V, A = point_from_net(model, copy)
     # interpolants only (Jacobian route): a checkpoint that 20 Gauss-Newton/LM steps do not bring to R = 0 has no
     # interpolant nearby (measured: the final, weight-decayed checkpoints of the default run) and gets no value
-    pol = polish(U, V, A, a, b, y, centred=centred, device=device, max_iter=20, newton_iter=0)
+    pol = polish(U, V, A, a, b, y, centred=centred, device=device, max_iter=20, newton_iter=newton_iter)
     out = {"polish": {"kind": pol.kind, "critical": pol.critical, "grad_before": pol.grad_norm_before,
                       "grad_after": pol.grad_norm_after, "loss_before": pol.loss_before, "loss_after": pol.loss_after,
                       "rel_distance": pol.rel_distance, "iterations": pol.iterations, "seconds": pol.seconds,
@@ -66,11 +69,10 @@ def exact_at_checkpoint(model, data, copy: int, centred: bool, device: str = "cp
     except (NotCriticalError, MemoryError) as err:
         out.update(lam=None, lower=None, upper=None, rank=None, note=f"{type(err).__name__}: {err}")
         return out
-    out.update(lam=None if ex.lam is None else float(ex.lam), lower=float(ex.lower), upper=float(ex.upper),
-               rank=ex.rank, route=ex.route, rank_squares=ex.rank_squares, rank_embedding=ex.rank_embedding,
-               rows=ex.rows, n_params=ex.n_params, orbit_dim=ex.orbit_dim, reason=ex.reason, sv_gap=ex.sv_gap,
-               reliable=ex.reliable, seconds=ex.seconds, note="",
-               probes=[{k: v for k, v in pr.items()} for pr in ex.probes])
+    rec = ex.to_dict()  # every field of the result (rank, route, gaps, Gram, timings, ...), lambda as floats here
+    rec.update(lam=None if ex.lam is None else float(ex.lam), lower=float(ex.lower), upper=float(ex.upper), note="",
+               probes=[dict(pr) for pr in ex.probes])
+    out.update(rec)
     return out
 
 
