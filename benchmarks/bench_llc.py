@@ -23,14 +23,15 @@ This script then runs each devinterp version in a subprocess with that venv's py
 (``--worker devinterp-X``); the parent passes the problem (model parameters and data, via a temporary
 torch.save file) and the settings, and gets back JSON with the wall times and estimates. For each regime
 slt runs first in the parent, then the workers, back to back, one process at a time, on the same machine:
-compare them on an otherwise idle machine. Only the estimate call is timed (not interpreter start-up or
+compare them on an otherwise idle machine. This repeats in --repeats paired rounds (default 3); each ratio is
+taken within a round, and the median over rounds is printed with every round's value. Only the estimate call is timed (not interpreter start-up or
 imports), and every library first makes one untimed warm-up call (2 chains, 3 steps) on the same problem
 in the same process, so that one-time costs (lazy imports, first-op set-up: ~0.8 s for devinterp 1.3.2
 in a fresh process) do not count against the workers, which start fresh for every regime. The workers
 import torch and devinterp only (not slt), so their heaps, and hence the cost of
 devinterp's gc.collect(), are what a devinterp user's process would have.
 
-    python benchmarks/bench_llc.py [--quick] [--regime small|paper|all] [--threads N]
+    python benchmarks/bench_llc.py [--quick] [--regime small|paper|all] [--threads N] [--repeats N]
                                    [--devinterp-venvs ../devinterp-1.3.2,../devinterp-2.0.1] [--json OUT]
 
 Without the venvs the script times slt alone and says so.
@@ -465,7 +466,8 @@ def main(argv=None) -> int:
     ap.add_argument("--devinterp-venvs", default=DEFAULT_VENVS,
                     help=f"comma-separated devinterp venvs, relative to the repo root (default {DEFAULT_VENVS})")
     ap.add_argument("--repeats", type=int, default=3,
-                    help="timed calls per library and regime, the median reported (default 3)")
+                    help="paired rounds per regime: every library (and the roofline) timed once a round, ratios "
+                         "within a round, medians reported (default 3)")
     ap.add_argument("--json", metavar="OUT", help="also write the numbers to this JSON file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--problem", help=argparse.SUPPRESS)
