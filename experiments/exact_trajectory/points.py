@@ -63,9 +63,9 @@ def pick(metrics: dict, saved: list[int], s: int, which: list[str]) -> dict[str,
 
 def point(run_dir: Path, step: int, s: int, centred: bool, n_probe: int, newton_iter: int = 0) -> dict:
     """One seed at one checkpoint: slt.checks.claims.exact_trajectory.exact_at_checkpoint (the claim's own polish
-    and exact lambda), with the step, the seed and the total time. Records written before stop 21 name the polish's gradient norms
-    grad_norm_before/after (now grad_before/after) and hold lambda as an exact string (now a float: half-integers
-    are exact in float64); summarise.py reads both."""
+    and exact lambda), with the step, the seed and the total time. Records written before stop 21 name the
+    polish's gradient norms grad_norm_before/after (now grad_before/after) and hold lambda as an exact string
+    (now a float: half-integers are exact in float64); summarise.py reads both."""
     from slt.checks.claims.exact_trajectory import exact_at_checkpoint
 
     cp = load_checkpoint(run_dir, step)
