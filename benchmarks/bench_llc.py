@@ -196,8 +196,8 @@ def warmup_settings(s: Settings) -> Settings:
     return dataclasses.replace(s, chains=min(s.chains, 2), draws=2, burnin=1, repeats=1)
 
 
-def run_slt(problem: dict, s: Settings) -> list[dict]:
-    """slt.estimate_llc at the settings; wall time of the whole call."""
+def run_slt(problem: dict, s: Settings, noise: str = "torch") -> list[dict]:
+    """slt.estimate_llc at the settings with the Langevin noise source ``noise``; wall time of the whole call."""
     from slt.sampling import LLCWarning, estimate_llc
 
     model, loss, data = ours_inputs(problem)
@@ -205,9 +205,10 @@ def run_slt(problem: dict, s: Settings) -> list[dict]:
         warnings.simplefilter("ignore", LLCWarning)
         t0 = time.perf_counter()
         res = estimate_llc(model, loss, data, eps=s.eps, gamma=s.gamma, n_beta=s.n_beta, num_chains=s.chains,
-                           num_draws=s.draws, num_burnin=s.burnin, batch_size=s.batch, seed=0)
+                           num_draws=s.draws, num_burnin=s.burnin, batch_size=s.batch, seed=0, noise=noise)
         dt = time.perf_counter() - t0
-    return [dict(method="slt", seconds=dt, chain_steps_per_s=s.chain_steps / dt, llc=res.llc, llc_se=res.llc_se)]
+    return [dict(method="slt" if noise == "torch" else f"slt noise={noise}", seconds=dt,
+                 chain_steps_per_s=s.chain_steps / dt, llc=res.llc, llc_se=res.llc_se)]
 
 
 def run_devinterp_1(problem: dict, s: Settings) -> list[dict]:
@@ -352,15 +353,22 @@ def fmt_llc(llc: float, se: float) -> str:
     return f"LLC {llc:9.4g} ± {se:.2g}"
 
 
-def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str, bound=None) -> dict:
-    """s.repeats paired rounds; in each, time slt here, then each devinterp venv in a subprocess, then (``bound``,
-    a callable returning chain-steps/s) the roofline, back to back. The machine's speed drifts by up to 30% within
-    a minute, so every ratio is taken within a round and the MEDIAN over rounds is printed, with each round's
-    value beside it; one line per method."""
+def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str, bound=None,
+            noises: tuple[str, ...] = ("torch",)) -> dict:
+    """s.repeats paired rounds; in each, time slt here (once per noise source in ``noises``), then each devinterp
+    venv in a subprocess, then (``bound``, a callable returning chain-steps/s) the roofline, back to back. The
+    machine's speed drifts by up to 30% within a minute, so every ratio is taken within a round and the MEDIAN
+    over rounds is printed, with each round's value beside it; one line per method. The warm-up call of each slt
+    noise source is timed and printed: for "counter" it holds the one-time torch.compile."""
     print(f"{name}, chains={s.chains}, draws={s.draws}, burn-in={s.burnin}, batch={s.batch or 'full'}, "
           f"eps={s.eps:g}, gamma={s.gamma:g}, n_beta={s.n_beta:.4g}, {s.repeats} paired round(s)", flush=True)
     check_losses_agree(problem)
-    run_slt(problem, warmup_settings(s))
+    warm = {}
+    for noise in noises:
+        t0 = time.perf_counter()
+        run_slt(problem, warmup_settings(s), noise)
+        run_slt(problem, dataclasses.replace(warmup_settings(s), chains=s.chains), noise)  # the timed row count
+        warm[noise] = time.perf_counter() - t0
     one = dataclasses.replace(s, repeats=1)
     path = os.path.join(tmpdir, "problem.pt")
     if venvs:
@@ -368,23 +376,34 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
     rounds = []
     for _ in range(max(1, s.repeats)):
         rnd = dict(slt=run_slt(problem, one)[0], devinterp={})
+        for noise in noises[1:]:
+            rnd[f"slt_{noise}"] = run_slt(problem, one, noise)[0]
         for venv in venvs:
             rnd["devinterp"][os.path.basename(venv)] = run_worker(venv, path, one, torch.get_num_threads())
         if bound is not None:
             rnd["roofline_bound"] = bound()
         rounds.append(rnd)
-    ours = [r["slt"]["chain_steps_per_s"] for r in rounds]
-    first = rounds[0]["slt"]
-    print(f"  {'slt':30s} {median(ours):9.0f} chain-steps/s  {fmt_llc(first['llc'], first['llc_se'])}{each(ours)}",
-          flush=True)
-    row = dict(name=name, settings=dataclasses.asdict(s), rounds=rounds, slt=dict(first, chain_steps_per_s=median(ours),
-                                                                                  chain_steps_per_s_rounds=ours))
+    ours = {noise: [r["slt" if noise == "torch" else f"slt_{noise}"]["chain_steps_per_s"] for r in rounds]
+            for noise in noises}
+    row = dict(name=name, settings=dataclasses.asdict(s), rounds=rounds, warmup_seconds=warm)
+    for noise, speeds in ours.items():
+        first = rounds[0]["slt" if noise == "torch" else f"slt_{noise}"]
+        key = "slt" if noise == "torch" else f"slt_{noise}"
+        note = "" if noise == "torch" else f"  (warm-up incl. compile {warm[noise]:.1f} s, once per process)"
+        print(f"  {first['method']:30s} {median(speeds):9.0f} chain-steps/s  {fmt_llc(first['llc'], first['llc_se'])}"
+              f"{each(speeds)}{note}", flush=True)
+        row[key] = dict(first, chain_steps_per_s=median(speeds), chain_steps_per_s_rounds=speeds)
     if bound is not None:
         bounds = [r["roofline_bound"] for r in rounds]
-        frac = [o / b for o, b in zip(ours, bounds)]
-        print(f"  roofline bound {median(bounds):.0f} chain-steps/s{each(bounds)}: slt reaches {median(frac):.0%} of it"
-              f"  (rounds: {', '.join(f'{f:.0%}' for f in frac)})", flush=True)
-        row.update(roofline_bound=median(bounds), roofline_fraction=median(frac), roofline_fraction_rounds=frac)
+        print(f"  roofline bound {median(bounds):.0f} chain-steps/s{each(bounds)}", flush=True)
+        row.update(roofline_bound=median(bounds))
+        for noise, speeds in ours.items():
+            frac = [o / b for o, b in zip(speeds, bounds)]
+            label = "slt" if noise == "torch" else f"slt noise={noise}"
+            print(f"    {label} reaches {median(frac):.0%} of it  (rounds: {', '.join(f'{f:.0%}' for f in frac)})",
+                  flush=True)
+            suffix = "" if noise == "torch" else f"_{noise}"
+            row.update({f"roofline_fraction{suffix}": median(frac), f"roofline_fraction{suffix}_rounds": frac})
     row["devinterp"] = {}
     for venv in venvs:
         key = os.path.basename(venv)
@@ -394,19 +413,25 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
         if bad is not None:
             print(f"  {key:30s} FAILED {bad['error']}", flush=True)
             continue
+
+        def ratios(speed: list[float]) -> str:
+            parts = []
+            for noise, speeds in ours.items():
+                ratio = [o / x for o, x in zip(speeds, speed)]
+                label = "slt/this" if noise == "torch" else f"{noise}/this"
+                parts.append(f"{label} {median(ratio):5.1f}x{each(ratio, 'x')}")
+            return "  ".join(parts)
+
         for k, r in enumerate(results[0]["runs"]):
             runs = [res["runs"][k] for res in results]
             speed = [x["chain_steps_per_s"] for x in runs]
-            ratio = [o / x for o, x in zip(ours, speed)]
             label = f"devinterp {results[0]['version']} {r['method']}"
-            line = (f"  {label:30s} {median(speed):9.0f} chain-steps/s  {fmt_llc(r['llc'], r['llc_se'])}"
-                    f"  slt/this {median(ratio):6.1f}x{each(ratio, 'x')}")
+            line = f"  {label:30s} {median(speed):9.0f} chain-steps/s  {fmt_llc(r['llc'], r['llc_se'])}  {ratios(speed)}"
             if "gc_seconds" in r:
                 speed_ng = [x["chain_steps_per_s_without_gc"] for x in runs]
-                ratio_ng = [o / x for o, x in zip(ours, speed_ng)]
                 line += (f"\n  {'':30s} {median(speed_ng):9.0f} chain-steps/s without its "
                          f"{r['gc_calls']} gc.collect() ({r['gc_seconds']:.2f} s of {r['seconds']:.2f} s)  "
-                         f"slt/this {median(ratio_ng):6.1f}x{each(ratio_ng, 'x')}"
+                         f"{ratios(speed_ng)}"
                          f"\n  {'':30s} draws only: {fmt_llc(r['llc_draws_only'], r['llc_draws_only_se'])} "
                          f"(above: devinterp 2's llc_mean, burn-in included)")
             print(line, flush=True)
@@ -414,13 +439,16 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
 
 
 def roofline(p: int, width: int, batch: int, rows: int):
-    """Measure the step's matmul time, randn samples/s and copy bandwidth here; bound chain-steps/s for the
+    """Measure the step's matmul time, Gaussian draws/s and copy bandwidth here; bound chain-steps/s for the
     quadratic network: 3 matmuls of 2*b*m*p FLOPs (forward, two in backward) at the FASTEST float32 GEMM this
-    torch build offers for each (benchmarks/roofline.py: MKL's bmm or oneDNN), d = 3 p m Gaussian draws,
+    torch build offers for each (benchmarks/roofline.py: MKL's bmm or oneDNN), d = 3 p m Gaussian draws at the
+    FASTER of torch.randn and slt's compiled counter source (slt.sampling.noise, draws only),
     ~12 passes of d floats through memory (drift, update, MALA dots) and 6 passes of the b x m activations
     (gather h, square s, G A^T, h * G A^T, its scatter into the drift): the forward and backward move them
     whatever the implementation (at the paper's setting b m = 131,072 against d = 162,816)."""
     from roofline import median_time, step_gemm_seconds
+
+    from slt.sampling.noise import standard_normal_like
 
     d = 3 * p * width
     gemm = step_gemm_seconds(rows, batch, width, p)
@@ -428,14 +456,17 @@ def roofline(p: int, width: int, batch: int, rows: int):
     buf = torch.empty(rows, d)
     y = torch.empty_like(buf)
     randn = rows * d / median_time(lambda: buf.normal_(generator=g), 5, 7)
+    like = (torch.empty(rows, p, width), torch.empty(rows, p, width), torch.empty(rows, width, p))
+    counter = rows * d / median_time(lambda: standard_normal_like(like, g, "counter"), 5, 7)
     bw = 3 * 4 * rows * d / median_time(lambda: torch.add(buf, buf, out=y), 10, 7)  # bytes/s (2 reads + 1 write)
     t_flop = gemm["best"] / rows
-    t_randn = d / randn
+    t_randn = d / max(randn, counter)
     t_mem = 4 * (12 * d + 6 * batch * width) / bw
     bound = 1.0 / (t_flop + t_randn + t_mem)
     print(f"roofline (rows={rows}): matmul {gemm['best_rate'] / 1e9:.1f} GFLOP/s at the fastest GEMM for each product "
-          f"(torch's bmm alone: {gemm['torch_rate'] / 1e9:.1f}), randn {randn / 1e6:.0f} M/s, "
-          f"bandwidth {bw / 1e9:.1f} GB/s -> per chain-step {t_flop * 1e6:.0f} us FLOPs + {t_randn * 1e6:.0f} us randn "
+          f"(torch's bmm alone: {gemm['torch_rate'] / 1e9:.1f}), draws {max(randn, counter) / 1e6:.0f} M/s (torch.randn "
+          f"{randn / 1e6:.0f}, counter source {counter / 1e6:.0f}), "
+          f"bandwidth {bw / 1e9:.1f} GB/s -> per chain-step {t_flop * 1e6:.0f} us FLOPs + {t_randn * 1e6:.0f} us draws "
           f"+ {t_mem * 1e6:.0f} us memory = bound {bound:.0f} chain-steps/s")
     return bound
 
@@ -508,14 +539,15 @@ def main(argv=None) -> int:
                            Settings(eps=1e-3, gamma=100.0, n_beta=n / math.log(n), chains=64, draws=200 // q,
                                     burnin=50 // q, batch=None, repeats=args.repeats), venvs, tmpdir))
         if args.regime in ("paper", "all"):
-            print("== paper's setting: p=53, K=1024, 40% train, batch 128, centred MSE (target >= 3x) ==")
+            print("== paper's setting: p=53, K=1024, 40% train, batch 128, centred MSE (target >= 2x); slt with each "
+                  "noise source (slt.sampling.noise) ==")
             prob = quad_problem(53, 1024, 0.4, "centred_mse")
             n = len(prob["y"])
             for chains in (3, 32):
                 record(compare(f"QuadNet p=53 K=1024, n={n}, batch 128", prob,
                                Settings(eps=5e-4, gamma=5.0, n_beta=n / math.log(n), chains=chains, draws=60 // q,
                                         burnin=10 // q, batch=128, repeats=args.repeats), venvs, tmpdir,
-                               bound=lambda c=chains: roofline(53, 1024, 128, c)))
+                               bound=lambda c=chains: roofline(53, 1024, 128, c), noises=("torch", "counter")))
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     return 0
 

@@ -1,8 +1,9 @@
 """The SGLD kernel as pure functions over chain-batched parameter tuples.
 
 A position is a tuple of tensors, each with a leading row axis R (one row per chain; for several
-model copies, copies x chains). Every function here is pure: inputs are never modified, randomness
-comes from an explicit ``torch.Generator``, and the same code runs 1 row or 10,000.
+model copies, copies x chains). Every function here is pure: inputs are never modified (one exception:
+``sgld_step(noise="counter")`` writes the new position over the old), randomness comes from an explicit
+``torch.Generator``, and the same code runs 1 row or 10,000.
 
 Update (Welling & Teh 2011, localised as in Lau et al., arXiv 2308.12108, eq. 8):
 
@@ -42,6 +43,8 @@ import math
 from typing import Callable, NamedTuple
 
 import torch
+
+from slt.sampling.noise import langevin_proposal_, standard_normal_like
 
 Position = tuple[torch.Tensor, ...]
 # loss_fn(position, batch) -> (R,) losses, differentiable w.r.t. position. batch is opaque here.
@@ -169,11 +172,6 @@ def mala_log_accept(
     return u0 - u1 + 0.5 * cross - (eps / 8) * (g1_sq - g0_sq)
 
 
-def standard_normal_like(position: Position, generator: torch.Generator) -> Position:
-    """Independent N(0, 1) draws shaped like ``position`` (the Langevin noise before scaling)."""
-    return tuple(torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device) for w in position)
-
-
 def sgld_init(
     loss_fn: RowLoss, position: Position, batch: object, anchor: Position, n_beta, gamma
 ) -> SGLDState:
@@ -193,6 +191,7 @@ def sgld_step(
     gamma: torch.Tensor,
     mala: bool = True,
     next_mala: bool = True,
+    noise: str = "torch",
 ) -> tuple[SGLDState, SGLDInfo]:
     """One SGLD transition of every row, then L, U, g at the new point on ``batch``.
 
@@ -200,9 +199,16 @@ def sgld_step(
     ``state``), so each step costs one forward/backward. ``mala=False``: no MALA log acceptance for this
     transition (NaN; e.g. during burn-in, where it is not recorded); ``next_mala=False``: the new state omits U
     and |g|^2, which only the next transition's MALA term reads. The chain itself is the same either way.
+    ``noise``: the Gaussian source, "torch" (torch.randn from ``generator``) or "counter" (one key from
+    ``generator`` per step, the draws fused into the update: :mod:`slt.sampling.noise`). With "counter" the
+    new position is written over ``state.position`` (the one exception to this module's purity: fresh buffers
+    cost more than that update's arithmetic), so ``state`` must not be used after the call.
     """
-    noise = standard_normal_like(state.position, generator)
-    new_pos, delta = _langevin_update_into_noise(state.position, state.drift, noise, eps)
+    if noise == "counter":
+        new_pos, delta = langevin_proposal_(state.position, state.drift, eps, generator)
+    else:
+        xi = standard_normal_like(state.position, generator, noise)
+        new_pos, delta = _langevin_update_into_noise(state.position, state.drift, xi, eps)
     loss, u, g, g_sq = potential_and_drift(loss_fn, new_pos, batch, anchor, n_beta, gamma,
                                            diagnostics=mala or next_mala)
     if mala:
@@ -334,12 +340,13 @@ def psgld_step(
     n_beta: torch.Tensor,
     gamma: torch.Tensor,
     precond: Preconditioner,
+    noise: str = "torch",
 ) -> tuple[SGLDState, SGLDInfo]:
     """One preconditioned Langevin transition of every row (module docstring), then L, U, g, M g at the new
     point on ``batch``; the MALA log acceptance uses the preconditioned proposal N(x - (eps/2) M g, eps M).
-    One forward/backward and two (R, d) x (d, d) products per step."""
-    noise = standard_normal_like(state.position, generator)
-    new_pos, delta = preconditioned_update(state.position, state.precond_drift, noise, eps, precond)
+    One forward/backward and two (R, d) x (d, d) products per step. ``noise`` as in :func:`sgld_step`."""
+    xi = standard_normal_like(state.position, generator, noise)
+    new_pos, delta = preconditioned_update(state.position, state.precond_drift, xi, eps, precond)
     loss, u, g, sg, g_m = preconditioned_potential_and_drift(loss_fn, new_pos, batch, anchor, n_beta, gamma,
                                                              precond)
     log_a = mala_log_accept(state.potential, u, state.drift, g, state.drift_sq, g_m, delta, eps)
