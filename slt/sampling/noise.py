@@ -99,6 +99,11 @@ def _counter_normals(key: torch.Tensor, c: torch.Tensor, like: tuple[torch.Tenso
     return tuple(out)
 
 
+def _counter_fill_(key: torch.Tensor, c: torch.Tensor, out: tuple[torch.Tensor, ...]) -> None:
+    for o, z in zip(out, _counter_normals(key, c, out)):
+        o.copy_(z)
+
+
 def _counter_proposal_(key: torch.Tensor, c: torch.Tensor, position: tuple[torch.Tensor, ...],
                        drift: tuple[torch.Tensor, ...], sqrt_eps: torch.Tensor, half_eps: torch.Tensor
                        ) -> tuple[torch.Tensor, ...]:
@@ -136,8 +141,16 @@ def standard_normal_like(position: tuple[torch.Tensor, ...], generator: torch.Ge
     """Independent N(0, 1) draws shaped like ``position`` from the source ``noise`` ("torch" or "counter")."""
     if noise == "torch":
         return tuple(torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device) for w in position)
-    dev = position[0].device
-    return _run("normals", _counter_normals, draw_key(generator, dev), _constants(dev), tuple(position))
+    return fill_standard_normal_(tuple(torch.empty_like(w, memory_format=torch.contiguous_format) for w in position),
+                                 generator)
+
+
+def fill_standard_normal_(out: tuple[torch.Tensor, ...], generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Fill the contiguous tensors ``out`` in place with counter-source N(0, 1) draws (one key from ``generator``)
+    -> ``out``. In place for the reason :func:`langevin_proposal_` gives."""
+    dev = out[0].device
+    _run("fill", _counter_fill_, draw_key(generator, dev), _constants(dev), tuple(out))
+    return out
 
 
 def langevin_proposal_(position: tuple[torch.Tensor, ...], drift: tuple[torch.Tensor, ...], eps: torch.Tensor,
