@@ -124,7 +124,9 @@ def _run(name: str, fn, *args):
     fn from then on, with one warning, when compiling fails (e.g. no C++ compiler)."""
     # static shapes: a run uses one or two row counts, and inductor's dynamic-shape build of this kernel cost
     # ~450 us a call more here (3 chains at the paper's size: 1,050 against 460 us)
-    compiled = _compiled.setdefault(name, torch.compile(fn, dynamic=False))
+    compiled = _compiled.get(name)
+    if compiled is None:
+        compiled = _compiled[name] = torch.compile(fn, dynamic=False)
     if compiled is not fn:
         try:
             return compiled(*args)
