@@ -448,7 +448,7 @@ def roofline(p: int, width: int, batch: int, rows: int):
     whatever the implementation (at the paper's setting b m = 131,072 against d = 162,816)."""
     from roofline import median_time, step_gemm_seconds
 
-    from slt.sampling.noise import fill_standard_normal_, standard_normal_like
+    from slt.sampling.noise import standard_normal_like
 
     d = 3 * p * width
     gemm = step_gemm_seconds(rows, batch, width, p)
@@ -457,8 +457,7 @@ def roofline(p: int, width: int, batch: int, rows: int):
     y = torch.empty_like(buf)
     randn = rows * d / median_time(lambda: buf.normal_(generator=g), 5, 7)
     like = (torch.empty(rows, p, width), torch.empty(rows, p, width), torch.empty(rows, width, p))
-    counter = rows * d / min(median_time(lambda: fill_standard_normal_(like, g), 5, 7),  # in place or fresh: the
-                             median_time(lambda: standard_normal_like(like, g, "counter"), 5, 7))  # faster here
+    counter = rows * d / median_time(lambda: standard_normal_like(like, g, "counter"), 5, 7)
     bw = 3 * 4 * rows * d / median_time(lambda: torch.add(buf, buf, out=y), 10, 7)  # bytes/s (2 reads + 1 write)
     t_flop = gemm["best"] / rows
     t_randn = d / max(randn, counter)

@@ -11,7 +11,7 @@ from scipy import stats
 
 import slt.sampling.noise as noise
 from slt.sampling import estimate_llc
-from slt.sampling.sgld import langevin_update
+from slt.sampling.sgld import _anchor_diff, langevin_update, mala_log_accept, potential_and_drift, tree_dot
 
 F64 = torch.float64
 
@@ -60,27 +60,57 @@ def test_counter_source_is_reproducible_and_keyed_by_the_generator():
     assert not torch.equal(before, g.get_state())  # a key is drawn from (and advances) the run's generator
 
 
-def test_fused_proposal_matches_the_eager_formula_and_updates_in_place():
+def test_fused_step_matches_the_eager_formulas_and_leaves_its_inputs_alone():
     torch.manual_seed(0)
-    pos = (torch.randn(3, 7, 33), torch.randn(3, 33, 7))
+    B, C = 2, 3  # copies x chains, rows copy-major
+    anchor = (torch.randn(B, 7, 33), torch.randn(B, 33, 7))
+    pos = tuple(a.repeat_interleave(C, 0) + 0.1 * torch.randn(B * C, *a.shape[1:]) for a in anchor)
     drift = tuple(torch.randn_like(w) for w in pos)
-    eps = torch.tensor([1e-3, 2e-3, 4e-3])
+    eps = torch.tensor([1e-3, 2e-3, 4e-3] * B)
+    gamma = torch.tensor([1.0, 5.0, 100.0] * B)
     old = tuple(w.clone() for w in pos)
-    new, delta = noise.langevin_proposal_(pos, drift, eps, torch.Generator().manual_seed(9))
-    assert all(n is p for n, p in zip(new, pos))  # written over the input
-    # the same key through the uncompiled formula
+    new, delta, local, cross = noise.langevin_step(pos, drift, anchor, eps, gamma, torch.Generator().manual_seed(9))
+    assert all(torch.equal(p, o) for p, o in zip(pos, old))  # the input position is not modified
+    # the same key's draws, then every quantity by the eager kernel's own functions
     key = noise.draw_key(torch.Generator().manual_seed(9))
-    ref = tuple(w.clone() for w in old)
-    ref_delta = noise._counter_proposal_(key, noise._constants(torch.device("cpu")), ref, drift, eps.sqrt(), eps / 2)
-    for w, r, d, rd, w0 in zip(new, ref, delta, ref_delta, old):
-        torch.testing.assert_close(w, r, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(d, rd, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(w - w0, d, rtol=1e-5, atol=1e-6)
-    # and the same update as the torch-noise kernel given the same draws
     xi = noise._counter_normals(key, noise._constants(torch.device("cpu")), old)
     w_ref, d_ref = langevin_update(old, drift, xi, eps)
-    for w, r in zip(new, w_ref):
-        torch.testing.assert_close(w, r, rtol=1e-5, atol=1e-6)
+    diff = _anchor_diff(w_ref, anchor)
+    tol = dict(rtol=1e-5, atol=1e-6)
+    for w, r, d, rd, loc, df in zip(new, w_ref, delta, d_ref, local.drift, diff):
+        torch.testing.assert_close(w, r, **tol)
+        torch.testing.assert_close(d, rd, **tol)
+        torch.testing.assert_close(loc / gamma.view(-1, 1, 1), df, **tol)  # w' rounds differently, times gamma
+    torch.testing.assert_close(local.dist_sq, tree_dot(diff, diff), **tol)
+    torch.testing.assert_close(cross, tree_dot(d_ref, drift), **tol)
+
+
+def test_counter_kernel_step_equals_the_torch_kernel_given_its_draws():
+    """sgld_step(noise="counter") = the torch-noise kernel fed the counter draws: loss, potential, drift, MALA."""
+    from slt.sampling.sgld import sgld_init, sgld_step
+
+    torch.manual_seed(1)
+    anchor = (torch.randn(1, 5, dtype=F64),)
+    target = torch.randn(5, dtype=F64)
+    loss_fn = lambda pos, batch: 0.5 * ((pos[0] - target) ** 2).sum(1) + 0.1 * (pos[0] ** 4).sum(1)  # noqa: E731
+    kw = dict(eps=torch.full((4,), 1e-2, dtype=F64), n_beta=torch.full((4,), 50.0, dtype=F64),
+              gamma=torch.full((4,), 3.0, dtype=F64))
+    start = anchor[0].repeat(4, 1) + 0.1 * torch.randn(4, 5, dtype=F64)
+    s_c = sgld_init(loss_fn, (start.clone(),), None, anchor, kw["n_beta"], kw["gamma"])
+    s_t = sgld_init(loss_fn, (start.clone(),), None, anchor, kw["n_beta"], kw["gamma"])
+    g_c, g_key = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    for _ in range(3):
+        key = noise.draw_key(g_key)
+        xi = noise._counter_normals(key, noise._constants(torch.device("cpu")), s_t.position)
+        old = s_t.position
+        w_t, d_t = langevin_update(old, s_t.drift, xi, kw["eps"])
+        loss, u, g, g_sq = potential_and_drift(loss_fn, w_t, None, anchor, kw["n_beta"], kw["gamma"])
+        log_a = mala_log_accept(s_t.potential, u, s_t.drift, g, s_t.drift_sq, g_sq, d_t, kw["eps"])
+        s_t = s_t._replace(position=w_t, loss=loss, potential=u, drift=g, drift_sq=g_sq)
+        s_c, info = sgld_step(g_c, s_c, loss_fn, None, anchor, noise="counter", **kw)
+        for a, b in [(s_c.position[0], w_t[0]), (s_c.drift[0], g[0]), (s_c.potential, u), (s_c.drift_sq, g_sq),
+                     (info.loss, loss), (info.log_accept, log_a)]:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_noise_switch_and_its_errors(monkeypatch):

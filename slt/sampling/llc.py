@@ -315,10 +315,10 @@ def _quadratic_problem(net: QuadraticNet, loss_fn: Callable, data) -> _Problem:
 
         centred = loss_fn is centred_mse
 
-        def drift(pos: Position, idx, anchor_: Position, n_beta, gamma, diagnostics: bool = True):
+        def drift(pos: Position, idx, anchor_: Position, n_beta, gamma, diagnostics: bool = True, local=None):
             ab = (a, b, y) if idx is None else (a[idx], b[idx], y[idx])
-            return quadratic_potential_and_drift(pos, *ab, anchor_, n_beta, gamma, diagnostics, centred=centred,
-                                                 tied=tied)
+            return quadratic_potential_and_drift(pos, *ab, anchor_, n_beta, gamma, diagnostics, local,
+                                                 centred=centred, tied=tied)
 
         row_loss.potential_and_drift = drift  # the SGLD kernel's closed-form path (slt.sampling.sgld)
     return _Problem(anchor, row_loss, a.shape[0], anchor[0].dtype, dev, names, resolve_noise(None))
@@ -432,8 +432,6 @@ def _run_chains(
     rows = problem.n_copies * chains
     anchor = problem.anchor
     position = _replicate(anchor, chains) if start is None else start
-    if start is not None and problem.noise == "counter":  # that kernel updates the position in place
-        position = tuple(w.clone() for w in start)
     batches = _batches(problem.n, rows, batch_size, generator, problem.device)
     if precond is None:
         init_fn, step_fn = sgld_init, sgld_step

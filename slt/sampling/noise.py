@@ -14,19 +14,20 @@ On the development machine (AMD EPYC, Zen 5, one thread) that is 375-400 M draws
     z     = sqrt(-2 ln u1) cos(2 pi u2),  z' = sqrt(-2 ln u1) sin(2 pi u2)   (Box & Muller 1958)
 
 A leaf of n elements takes ceil(n/2) consecutive counters, the cosines filling its first half and the sines the
-rest; the leaves of a position take disjoint counter ranges. Two steps' streams overlap only when their keys
-differ by less than the counters they use times GAMMA modulo 2^64: probability ~ 1e-13 per pair of steps at the
-paper's size. No two chains, steps or elements share a draw: the noise is independent across chains and steps,
+rest; the leaves of a position take disjoint counter ranges. Two steps' streams overlap only when their keys differ
+by m GAMMA modulo 2^64 for some |m| < N, the counters a step uses (GAMMA is odd, so these are 2N - 1 of the 2^64
+differences): probability 2N / 2^64 per pair of steps, 3e-14 at the paper's size with 3 chains. No two chains, steps or elements share a draw: the noise is independent across chains and steps,
 as the torch source's is. The float32 tails stop at sqrt(2 ln 2^25) = 5.9 standard deviations (torch's own
 CPU ``randn`` uses 24-bit uniforms too); P(|z| > 5.9) = 3.6e-9.
 
 The source is written in torch operations and compiled by ``torch.compile`` (inductor: vectorised C++ loops,
-which need a C++ compiler) together with the Langevin proposal w <- w - (eps/2) g + sqrt(eps) xi, written over
-the position in place. On the development machine, at p 53, width 1,024, one thread, the noise and update took
-~0.5 ms a step for 3 chains against ~1.5 ms for ``torch.randn`` and the eager update; whole estimates ran
-~1.25x faster (``benchmarks/bench_llc.py``). Each new shape compiles once per process: ~2-8 s, more than a
+which need a C++ compiler) together with the Langevin proposal w' = w - (eps/2) g + sqrt(eps) xi and the
+localisation term at w' (:func:`langevin_step`). On the development machine, one thread, the counter draws ran at
+~1.0-1.2 G/s against torch.randn's 375-400 M/s (``benchmarks/bench_llc.py`` prints both in its roofline and times
+whole estimates with each source). Each new shape compiles once per process: ~2-8 s, more than a
 70-step call at the paper's size takes, which is why it is not the default; it pays for itself over runs of
-many calls (an LLC trajectory, a sweep). Without a working compiler it runs the same formula eagerly (a warning
+many calls (an LLC trajectory, a sweep). torch.compile keeps 8 shapes per function (``recompile_limit``); a
+process that meets more runs the others eagerly. Without a working compiler it runs the same formula eagerly (a warning
 says so; slower than ``torch.randn``), so the numbers do not depend on whether the compiler is there, up to float
 rounding in log, sqrt and cos.
 
@@ -38,10 +39,18 @@ import functools
 import math
 import os
 import warnings
+from typing import NamedTuple
 
 import torch
 
 NOISE_SOURCES = ("torch", "counter")
+
+
+class Local(NamedTuple):
+    """The localisation part of the drift at a position, computed ahead (:func:`langevin_step`)."""
+
+    drift: tuple[torch.Tensor, ...]  # gamma (w - w*), fresh buffers the data term may be added into
+    dist_sq: torch.Tensor  # (R,) |w - w*|^2
 
 # SplitMix64's increment (the golden ratio times 2^64) and its output function's two multipliers, as int64
 _CONSTANTS = (-7046029254386353131, -4658895280553007687, -7723592293110705685)  # 0x9E3779B97F4A7C15, BF58..., 94D0...
@@ -99,21 +108,21 @@ def _counter_normals(key: torch.Tensor, c: torch.Tensor, like: tuple[torch.Tenso
     return tuple(out)
 
 
-def _counter_fill_(key: torch.Tensor, c: torch.Tensor, out: tuple[torch.Tensor, ...]) -> None:
-    for o, z in zip(out, _counter_normals(key, c, out)):
-        o.copy_(z)
-
-
-def _counter_proposal_(key: torch.Tensor, c: torch.Tensor, position: tuple[torch.Tensor, ...],
-                       drift: tuple[torch.Tensor, ...], sqrt_eps: torch.Tensor, half_eps: torch.Tensor
-                       ) -> tuple[torch.Tensor, ...]:
-    deltas = []
-    for w, g, xi in zip(position, drift, _counter_normals(key, c, position)):
+def _counter_step(key: torch.Tensor, c: torch.Tensor, position: tuple[torch.Tensor, ...],
+                  drift: tuple[torch.Tensor, ...], anchor: tuple[torch.Tensor, ...], sqrt_eps: torch.Tensor,
+                  half_eps: torch.Tensor, gamma: torch.Tensor):
+    new, deltas, locs, dist_sq, cross = [], [], [], 0.0, 0.0
+    for w, g, w0, xi in zip(position, drift, anchor, _counter_normals(key, c, position)):
         shape = (-1,) + (1,) * (w.dim() - 1)
         d = xi * sqrt_eps.view(shape) - g * half_eps.view(shape)
-        w.add_(d)
+        w1 = w + d
+        diff = (w1.view(w0.shape[0], -1, *w.shape[1:]) - w0.unsqueeze(1)).view(w.shape)  # rows copy-major
+        dist_sq = dist_sq + diff.square().flatten(1).sum(1)
+        cross = cross + (d * g).flatten(1).sum(1)
+        locs.append(diff * gamma.view(shape))
         deltas.append(d)
-    return tuple(deltas)
+        new.append(w1)
+    return tuple(new), tuple(deltas), tuple(locs), dist_sq, cross
 
 
 _compiled: dict[str, object] = {}
@@ -143,29 +152,28 @@ def standard_normal_like(position: tuple[torch.Tensor, ...], generator: torch.Ge
     """Independent N(0, 1) draws shaped like ``position`` from the source ``noise`` ("torch" or "counter")."""
     if noise == "torch":
         return tuple(torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device) for w in position)
-    return fill_standard_normal_(tuple(torch.empty_like(w, memory_format=torch.contiguous_format) for w in position),
-                                 generator)
-
-
-def fill_standard_normal_(out: tuple[torch.Tensor, ...], generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """Fill the contiguous tensors ``out`` in place with counter-source N(0, 1) draws (one key from ``generator``)
-    -> ``out``. In place for the reason :func:`langevin_proposal_` gives."""
-    dev = out[0].device
-    _run("fill", _counter_fill_, draw_key(generator, dev), _constants(dev), tuple(out))
-    return out
-
-
-def langevin_proposal_(position: tuple[torch.Tensor, ...], drift: tuple[torch.Tensor, ...], eps: torch.Tensor,
-                       generator: torch.Generator) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """w <- w - (eps/2) g + sqrt(eps) xi IN PLACE, xi from the counter source, one compiled pass per leaf ->
-    (position, delta = w' - w). eps is (R,), one value per row.
-
-    In place because fresh output buffers cost more than the arithmetic: measured at p 53, width 1,024, 3
-    chains, inside the SGLD loop, the compiled proposal took 1.1-1.4 ms writing new tensors against ~0.5 ms
-    when called twice on the same inputs, and whole estimates ran at 640-670 chain-steps/s (torch's randn:
-    660-730) against 815-830 in place."""
     dev = position[0].device
-    eps = eps.to(position[0].dtype)
-    deltas = _run("proposal", _counter_proposal_, draw_key(generator, dev), _constants(dev), tuple(position),
-                  tuple(drift), eps.sqrt(), eps / 2)
-    return tuple(position), deltas
+    return _run("normals", _counter_normals, draw_key(generator, dev), _constants(dev), tuple(position))
+
+
+def langevin_step(position: tuple[torch.Tensor, ...], drift: tuple[torch.Tensor, ...],
+                  anchor: tuple[torch.Tensor, ...], eps: torch.Tensor, gamma: torch.Tensor,
+                  generator: torch.Generator) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], Local,
+                                                       torch.Tensor]:
+    """The counter-source Langevin move of every row, in one compiled pass per leaf:
+
+        w' = w - (eps/2) g + sqrt(eps) xi,  delta = w' - w,
+        and at w': gamma (w' - w*), |w' - w*|^2 (the localisation term of the next drift and of the potential),
+        and delta . g (the old drift's half of the MALA cross term),
+
+    -> (w', delta, Local(gamma (w' - w*), |w' - w*|^2), delta . g). eps, gamma: (R,), one value per row; the
+    anchor w* has B rows for R = B * C (copy-major). What the eager kernel does in separate passes over the d
+    parameters (the draws, the update, w' - w*, its scaling and two dot products) is one loop here. Inputs are
+    not modified."""
+    dev = position[0].device
+    dtype = position[0].dtype
+    eps = eps.to(dtype)
+    new, deltas, locs, dist_sq, cross = _run("step", _counter_step, draw_key(generator, dev), _constants(dev),
+                                             tuple(position), tuple(drift), tuple(anchor), eps.sqrt(), eps / 2,
+                                             torch.as_tensor(gamma, dtype=dtype, device=dev).expand(eps.shape))
+    return new, deltas, Local(locs, dist_sq), cross

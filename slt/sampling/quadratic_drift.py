@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from slt.models.quadratic import quadratic_loss_and_grad
+from slt.sampling.noise import Local
 from slt.sampling.sgld import _rows, tree_dot
 
 Position = tuple[torch.Tensor, ...]
@@ -21,17 +22,21 @@ Position = tuple[torch.Tensor, ...]
 
 def quadratic_potential_and_drift(position: Position, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor,
                                   anchor: Position, n_beta: torch.Tensor, gamma: torch.Tensor,
-                                  diagnostics: bool = True, *, centred: bool,
+                                  diagnostics: bool = True, local: Local | None = None, *, centred: bool,
                                   tied: bool) -> tuple[torch.Tensor, torch.Tensor | None, Position, torch.Tensor | None]:
     """(L, U, g, |g|^2) at ``position`` = (U, V, A) or (U, A) when tied, rows R = B * C (copy-major, anchor B rows);
     a, b, y: (N,) shared or (R, N) per row; n_beta, gamma scalars or (R,). Same contract as
-    :func:`slt.sampling.sgld.potential_and_drift` with the loss ``mse`` / ``centred_mse`` of the quadratic net."""
+    :func:`slt.sampling.sgld.potential_and_drift` with the loss ``mse`` / ``centred_mse`` of the quadratic net
+    (``local``: gamma (w - w*) and |w - w*|^2 computed ahead; the data term is added into its buffers)."""
     U, A = position[0], position[-1]
     V = U if tied else position[1]
     B = anchor[0].shape[0]
-    drift = [(w.view(B, -1, *w.shape[1:]) - w0.unsqueeze(1)).view(w.shape) for w, w0 in zip(position, anchor)]
-    dist_sq = tree_dot(drift, drift) if diagnostics else None
-    drift = tuple(d.mul_(_rows(gamma, d)) for d in drift)  # gamma (w - w*); the data term is added into it
+    if local is None:
+        drift = [(w.view(B, -1, *w.shape[1:]) - w0.unsqueeze(1)).view(w.shape) for w, w0 in zip(position, anchor)]
+        dist_sq = tree_dot(drift, drift) if diagnostics else None
+        drift = tuple(d.mul_(_rows(gamma, d)) for d in drift)  # gamma (w - w*); the data term is added into it
+    else:
+        drift, dist_sq = local.drift, local.dist_sq
     loss, drift = quadratic_loss_and_grad(U, V, A, a, b, y, centred=centred, tied=tied, scale=n_beta, into=drift)
     if not diagnostics:
         return loss, None, drift, None

@@ -1,9 +1,8 @@
 """The SGLD kernel as pure functions over chain-batched parameter tuples.
 
 A position is a tuple of tensors, each with a leading row axis R (one row per chain; for several
-model copies, copies x chains). Every function here is pure: inputs are never modified (one exception:
-``sgld_step(noise="counter")`` writes the new position over the old), randomness comes from an explicit
-``torch.Generator``, and the same code runs 1 row or 10,000.
+model copies, copies x chains). Every function here is pure: inputs are never modified, randomness
+comes from an explicit ``torch.Generator``, and the same code runs 1 row or 10,000.
 
 Update (Welling & Teh 2011, localised as in Lau et al., arXiv 2308.12108, eq. 8):
 
@@ -44,7 +43,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from slt.sampling.noise import langevin_proposal_, standard_normal_like
+from slt.sampling.noise import Local, langevin_step, standard_normal_like
 
 Position = tuple[torch.Tensor, ...]
 # loss_fn(position, batch) -> (R,) losses, differentiable w.r.t. position. batch is opaque here.
@@ -108,30 +107,34 @@ def potential_and_drift(
     n_beta: torch.Tensor,
     gamma: torch.Tensor,
     diagnostics: bool = True,
+    local: Local | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, Position, torch.Tensor | None]:
     """Evaluate L, U and g = grad U at ``position`` (rows independent): -> (loss, U, g, |g|^2).
 
     n_beta and gamma are scalars or (R,) tensors (one value per row). U and |g|^2 serve only the MALA
     diagnostic: ``diagnostics=False`` skips them (returned as None; two passes over the parameters saved). A
-    ``loss_fn`` with a ``potential_and_drift(position, batch, anchor, n_beta, gamma, diagnostics)`` attribute
-    computes all four itself (the quadratic network's closed-form gradient, :mod:`slt.sampling.quadratic_drift`).
+    ``loss_fn`` with a ``potential_and_drift(position, batch, anchor, n_beta, gamma, diagnostics, local)``
+    attribute computes all four itself (the quadratic network's closed-form gradient,
+    :mod:`slt.sampling.quadratic_drift`). ``local``: gamma (w - w*) and |w - w*|^2 already computed (the counter
+    kernel's fused step); its buffers become the drift.
     """
     fast = getattr(loss_fn, "potential_and_drift", None)
     if fast is not None:
-        return fast(position, batch, anchor, n_beta, gamma, diagnostics)
+        return fast(position, batch, anchor, n_beta, gamma, diagnostics, local)
     leaves = tuple(w.detach().requires_grad_(True) for w in position)
     with torch.enable_grad():
         loss = loss_fn(leaves, batch)  # (R,)
         # rows are independent, so the gradient of the sum is the per-row gradient
         grads = torch.autograd.grad(loss.sum(), leaves)
     loss = loss.detach()
-    diff = _anchor_diff(position, anchor)
-    drift = tuple(
-        g.mul_(_rows(n_beta, g)).addcmul_(dw, _rows(gamma, dw)) for g, dw in zip(grads, diff)
-    )
+    if local is None:
+        diff = _anchor_diff(position, anchor)
+        drift = tuple(g.mul_(_rows(n_beta, g)).addcmul_(dw, _rows(gamma, dw)) for g, dw in zip(grads, diff))
+    else:
+        drift = tuple(loc.add_(g.mul_(_rows(n_beta, g))) for loc, g in zip(local.drift, grads))
     if not diagnostics:
         return loss, None, drift, None
-    dist_sq = tree_dot(diff, diff)
+    dist_sq = tree_dot(diff, diff) if local is None else local.dist_sq
     potential = n_beta * loss + 0.5 * gamma * dist_sq
     return loss, potential, drift, tree_dot(drift, drift)
 
@@ -166,9 +169,11 @@ def mala_log_accept(
     g1_sq: torch.Tensor,
     delta: Position,
     eps: torch.Tensor,
+    cross0: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """log alpha of the Langevin proposal w -> w' = w + delta (formula in the module docstring)."""
-    cross = tree_dot(delta, g0) + tree_dot(delta, g1)
+    """log alpha of the Langevin proposal w -> w' = w + delta (formula in the module docstring); ``cross0``:
+    delta . g0, when already computed."""
+    cross = (tree_dot(delta, g0) if cross0 is None else cross0) + tree_dot(delta, g1)
     return u0 - u1 + 0.5 * cross - (eps / 8) * (g1_sq - g0_sq)
 
 
@@ -200,19 +205,19 @@ def sgld_step(
     transition (NaN; e.g. during burn-in, where it is not recorded); ``next_mala=False``: the new state omits U
     and |g|^2, which only the next transition's MALA term reads. The chain itself is the same either way.
     ``noise``: the Gaussian source, "torch" (torch.randn from ``generator``) or "counter" (one key from
-    ``generator`` per step, the draws fused into the update: :mod:`slt.sampling.noise`). With "counter" the
-    new position is written over ``state.position`` (the one exception to this module's purity: fresh buffers
-    cost more than that update's arithmetic), so ``state`` must not be used after the call.
+    ``generator`` per step, fused with the update, the localisation term and delta . g into one compiled pass:
+    :func:`slt.sampling.noise.langevin_step`).
     """
+    local = cross0 = None
     if noise == "counter":
-        new_pos, delta = langevin_proposal_(state.position, state.drift, eps, generator)
+        new_pos, delta, local, cross0 = langevin_step(state.position, state.drift, anchor, eps, gamma, generator)
     else:
         xi = standard_normal_like(state.position, generator, noise)
         new_pos, delta = _langevin_update_into_noise(state.position, state.drift, xi, eps)
     loss, u, g, g_sq = potential_and_drift(loss_fn, new_pos, batch, anchor, n_beta, gamma,
-                                           diagnostics=mala or next_mala)
+                                           diagnostics=mala or next_mala, local=local)
     if mala:
-        log_a = mala_log_accept(state.potential, u, state.drift, g, state.drift_sq, g_sq, delta, eps)
+        log_a = mala_log_accept(state.potential, u, state.drift, g, state.drift_sq, g_sq, delta, eps, cross0)
     else:
         log_a = torch.full_like(loss, math.nan)
     return SGLDState(new_pos, loss, u, g, g_sq), SGLDInfo(loss, log_a)
