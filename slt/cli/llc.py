@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--n-beta", type=float, default=None, help="inverse temperature n*beta (default n/log n)")
     p.add_argument("--batch-size", type=int, default=None, help="SGLD minibatch size (default: full batch)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    p.add_argument("--noise", choices=("torch", "counter"), default=None,
+                   help="Gaussian source: torch's randn, or the compiled counter source (slt.sampling.noise; "
+                        "default: $SLT_NOISE, else torch)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="where to write llc*.json and trace*.png (default: the run directory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         results = estimate_llc_copies(
             ckpt.model, loss_fn, (a, b, y), n_beta=args.n_beta, eps=args.eps, gamma=args.gamma,
             num_chains=args.chains, num_draws=args.draws, num_burnin=args.burnin, batch_size=args.batch_size,
-            seed=args.seed, progress=not args.no_progress,
+            seed=args.seed, progress=not args.no_progress, noise=args.noise,
         )
     for seed, r in zip(cfg.seeds, results):
         se = f"± {r.llc_se:.2g}" if math.isfinite(r.llc_se) else "(no standard error: too few draws)"
