@@ -388,6 +388,15 @@ def test_run_check_rejects_a_bad_device(tmp_path):
             run_check(profile("quick"), tmp_path, device="cuda")
 
 
+def test_run_check_refuses_the_counter_noise_source(tmp_path, monkeypatch):
+    from slt.checks import profile, run_check
+
+    monkeypatch.setenv("SLT_NOISE", "counter")  # cached points do not record the source: refused, nothing computed
+    with pytest.raises(ValueError, match="SLT_NOISE must be unset or 'torch' for slt check"):
+        run_check(profile("quick"), tmp_path)
+    assert not (tmp_path / "report.md").exists()
+
+
 def test_run_check_rejects_a_bad_scheduler(tmp_path, capsys):
     from slt.checks import profile, run_check
     from slt.cli import main
