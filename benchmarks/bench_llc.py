@@ -2,13 +2,16 @@
 
 For each regime the SAME model, data and SGLD settings (eps, gamma, n_beta, chains, draws, burn-in,
 batch size) go to
-  * slt.estimate_llc (in this process),
+  * slt.estimate_llc (in this process); in the paper's regime twice, with each Gaussian source
+    (noise="torch", the default, and noise="counter", slt.sampling.noise; the latter's warm-up call, which
+    holds its one-time compile, is timed and printed),
   * devinterp 1.3.2 estimate_learning_coeff_with_summary with its SGLD optimizer,
   * devinterp 2.0.1 devinterp.slt.llc.llc with sampling_method="sgmcmc_sgld", and again with
     "rmsprop_sgld" (a second line: preconditioned, so only its per-step cost is comparable),
 and the script prints chain-steps per second (chains x (burn-in + draws) / wall time of the whole
 estimate call), the ratio slt / each, the estimates, and for the paper's setting this machine's
-matmul FLOP/s, randn throughput and memory bandwidth with the roofline bound and slt's fraction of it.
+matmul FLOP/s, Gaussian draws/s (torch.randn and the counter source) and memory bandwidth with the roofline
+bound and slt's fraction of it.
 
 devinterp 2.0.1 calls gc.collect() before and after every chain (devinterp/slt/sampler.py,
 _gc_and_empty_cache). The worker wraps that module's gc.collect in a timer (it still collects) and

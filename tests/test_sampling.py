@@ -316,6 +316,9 @@ def test_cli_llc_end_to_end(tmp_path):
     bad = subprocess.run(env_cmd + ["llc", "--run", str(run), "--step", "999999", "--no-progress"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "step" in bad.stderr
+    bad = subprocess.run(env_cmd + ["llc", "--run", str(run), "--noise", "philox", "--no-progress"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--noise" in bad.stderr and "'counter'" in bad.stderr
 
 
 def test_minibatch_mixing_diagnostics_use_full_data_losses():
