@@ -52,6 +52,7 @@ class Local(NamedTuple):
     drift: tuple[torch.Tensor, ...]  # gamma (w - w*), fresh buffers the data term may be added into
     dist_sq: torch.Tensor  # (R,) |w - w*|^2
 
+
 # SplitMix64's increment (the golden ratio times 2^64) and its output function's two multipliers, as int64
 _CONSTANTS = (-7046029254386353131, -4658895280553007687, -7723592293110705685)  # 0x9E3779B97F4A7C15, BF58..., 94D0...
 
@@ -131,8 +132,8 @@ _compiled: dict[str, object] = {}
 def _run(name: str, fn, *args):
     """fn(*args) through torch.compile (compiled on first use in the process, again for each new shape); the eager
     fn from then on, with one warning, when compiling fails (e.g. no C++ compiler)."""
-    # static shapes: a run uses one or two row counts, and inductor's dynamic-shape build of this kernel cost
-    # ~450 us a call more here (3 chains at the paper's size: 1,050 against 460 us)
+    # static shapes: a run uses one or two row counts, and inductor's dynamic-shape build of the step kernel ran
+    # 1.5-2x slower here (2 chains at the paper's size: 690-940 us a call against 410-450 us)
     compiled = _compiled.get(name)
     if compiled is None:
         compiled = _compiled[name] = torch.compile(fn, dynamic=False)
