@@ -376,36 +376,35 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
     path = os.path.join(tmpdir, "problem.pt")
     if venvs:
         torch.save({k: v for k, v in problem.items() if k != "net"}, path)
+    def slt_key(noise: str) -> str:  # the JSON key of slt's run with this source ("slt" for the default, as before)
+        return "slt" if noise == "torch" else f"slt_{noise}"
+
     rounds = []
     for _ in range(max(1, s.repeats)):
-        rnd = dict(slt=run_slt(problem, one)[0], devinterp={})
-        for noise in noises[1:]:
-            rnd[f"slt_{noise}"] = run_slt(problem, one, noise)[0]
+        rnd = {slt_key(noise): run_slt(problem, one, noise)[0] for noise in noises}
+        rnd["devinterp"] = {}
         for venv in venvs:
             rnd["devinterp"][os.path.basename(venv)] = run_worker(venv, path, one, torch.get_num_threads())
         if bound is not None:
             rnd["roofline_bound"] = bound()
         rounds.append(rnd)
-    ours = {noise: [r["slt" if noise == "torch" else f"slt_{noise}"]["chain_steps_per_s"] for r in rounds]
-            for noise in noises}
+    ours = {noise: [r[slt_key(noise)]["chain_steps_per_s"] for r in rounds] for noise in noises}
     row = dict(name=name, settings=dataclasses.asdict(s), rounds=rounds, warmup_seconds=warm)
     for noise, speeds in ours.items():
-        first = rounds[0]["slt" if noise == "torch" else f"slt_{noise}"]
-        key = "slt" if noise == "torch" else f"slt_{noise}"
+        first = rounds[0][slt_key(noise)]
         note = "" if noise == "torch" else f"  (warm-up incl. compile {warm[noise]:.1f} s, once per process)"
         print(f"  {first['method']:30s} {median(speeds):9.0f} chain-steps/s  {fmt_llc(first['llc'], first['llc_se'])}"
               f"{each(speeds)}{note}", flush=True)
-        row[key] = dict(first, chain_steps_per_s=median(speeds), chain_steps_per_s_rounds=speeds)
+        row[slt_key(noise)] = dict(first, chain_steps_per_s=median(speeds), chain_steps_per_s_rounds=speeds)
     if bound is not None:
         bounds = [r["roofline_bound"] for r in rounds]
         print(f"  roofline bound {median(bounds):.0f} chain-steps/s{each(bounds)}", flush=True)
         row.update(roofline_bound=median(bounds))
         for noise, speeds in ours.items():
             frac = [o / b for o, b in zip(speeds, bounds)]
-            label = "slt" if noise == "torch" else f"slt noise={noise}"
-            print(f"    {label} reaches {median(frac):.0%} of it  (rounds: {', '.join(f'{f:.0%}' for f in frac)})",
-                  flush=True)
-            suffix = "" if noise == "torch" else f"_{noise}"
+            print(f"    {rounds[0][slt_key(noise)]['method']} reaches {median(frac):.0%} of it  "
+                  f"(rounds: {', '.join(f'{f:.0%}' for f in frac)})", flush=True)
+            suffix = slt_key(noise)[3:]  # "" or "_counter"
             row.update({f"roofline_fraction{suffix}": median(frac), f"roofline_fraction{suffix}_rounds": frac})
     row["devinterp"] = {}
     for venv in venvs:
