@@ -133,11 +133,12 @@ def run_check(
         raise ValueError(f"device={device!r} requested but CUDA is not available; use device='cpu'")
     from slt.sampling.noise import resolve_noise
 
-    if resolve_noise(None) != "torch":
+    noise = resolve_noise(None)
+    if noise != "torch":
         # the cache names a point by its configuration, which does not hold the noise source: a report would mix
         # sources, and points cached under one would be served to the other
         raise ValueError("SLT_NOISE must be unset or 'torch' for slt check (its cached points and report use torch's "
-                         f"Gaussian source), got {resolve_noise(None)!r}")
+                         f"Gaussian source), got {noise!r}")
     from slt.execution import check_scheduler, open_runner
 
     check_scheduler(scheduler, n_workers)
