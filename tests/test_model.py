@@ -195,11 +195,17 @@ def test_accuracy_and_unknown_loss():
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("loss_name", ["mse", "centred_mse"])
 @pytest.mark.parametrize("per_copy", [False, True])
-def test_closed_form_loss_and_grad_matches_autograd(tied, loss_name, per_copy):
+@pytest.mark.parametrize("chunk_bytes,per_chunk", [(None, 3), (1, 1), (2 * 8 * 20 * (3 * 5 + 2 * 7), 2)])
+def test_closed_form_loss_and_grad_matches_autograd(tied, loss_name, per_copy, chunk_bytes, per_chunk, monkeypatch):
     """quadratic_loss_and_grad (training and SGLD use it for mse / centred_mse) against autograd, float64, with a
-    per-copy scale and accumulation into given buffers."""
+    per-copy scale and accumulation into given buffers; in one pass and in chunks of copies (1 and 2 of the 3)."""
     from slt.losses import get_loss
+    from slt.models import quadratic as Q
     from slt.models.quadratic import quadratic_loss_and_grad
+
+    if chunk_bytes is not None:
+        monkeypatch.setattr(Q, "_CHUNK_BYTES", chunk_bytes)
+    assert min(3, Q.copies_per_chunk(20, 5, 7, 8)) == per_chunk  # 8-byte h, s, G A^T (20 x 5) and outputs (20 x 7)
 
     g = torch.Generator().manual_seed(5)
     net = QuadraticNet(7, 5, n_copies=3, tied=tied, generator=g, dtype=torch.float64)
@@ -217,3 +223,20 @@ def test_closed_form_loss_and_grad_matches_autograd(tied, loss_name, per_copy):
     assert len(grads) == len(params)
     for p, b0, gr in zip(params, base, grads):
         assert torch.allclose(gr - b0, p.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_chunks_of_copies_give_the_numbers_of_one_pass(monkeypatch):
+    """At the grokking preset's size (float32, 10 copies, batch 128, width 512: chunks of 5 by the fixed rule) the
+    chunked loss and gradient are bit-identical to one pass over all copies: each copy's arithmetic is the same."""
+    from slt.models import quadratic as Q
+
+    g = torch.Generator().manual_seed(3)
+    B, p, m, nb = 10, 53, 512, 128
+    U, V, A = torch.randn(B, p, m, generator=g), torch.randn(B, p, m, generator=g), torch.randn(B, m, p, generator=g)
+    a, b, y = (torch.randint(0, p, (B, nb), generator=g) for _ in range(3))
+    assert 1 < Q.copies_per_chunk(nb, m, p, 4) < B
+    one = Q.quadratic_loss_and_grad(U, V, A, a, b, y, centred=True)
+    monkeypatch.setattr(Q, "_CHUNK_BYTES", 1 << 40)
+    whole = Q.quadratic_loss_and_grad(U, V, A, a, b, y, centred=True)
+    assert torch.equal(one[0], whole[0])
+    assert all(torch.equal(x, z) for x, z in zip(one[1], whole[1]))
