@@ -365,6 +365,8 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
     noise source is timed and printed: for "counter" it holds the one-time torch.compile."""
     print(f"{name}, chains={s.chains}, draws={s.draws}, burn-in={s.burnin}, batch={s.batch or 'full'}, "
           f"eps={s.eps:g}, gamma={s.gamma:g}, n_beta={s.n_beta:.4g}, {s.repeats} paired round(s)", flush=True)
+    from roofline import time_products
+
     check_losses_agree(problem)
     warm = {}
     for noise in noises:
@@ -381,7 +383,10 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
 
     rounds = []
     for _ in range(max(1, s.repeats)):
-        rnd = {slt_key(noise): run_slt(problem, one, noise)[0] for noise in noises}
+        rnd = {}
+        for noise in noises:
+            with time_products() as prod:  # the quadratic network's three products, as slt calls them
+                rnd[slt_key(noise)] = dict(run_slt(problem, one, noise)[0], products_seconds=prod["seconds"])
         rnd["devinterp"] = {}
         for venv in venvs:
             rnd["devinterp"][os.path.basename(venv)] = run_worker(venv, path, one, torch.get_num_threads())
@@ -406,6 +411,12 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
                   f"(rounds: {', '.join(f'{f:.0%}' for f in frac)})", flush=True)
             suffix = slt_key(noise)[3:]  # "" or "_counter"
             row.update({f"roofline_fraction{suffix}": median(frac), f"roofline_fraction{suffix}_rounds": frac})
+            if problem["kind"] != "rrr":
+                # the products' time per chain-step against the bound's whole time per chain-step
+                share = [r[slt_key(noise)]["products_seconds"] / s.chain_steps * b for r, b in zip(rounds, bounds)]
+                print(f"      of which the three products as slt calls them alone take {median(share):.0%} of the "
+                      f"bound's time (rounds: {', '.join(f'{f:.0%}' for f in share)})", flush=True)
+                row[f"products_share_of_bound{suffix}"] = share
     row["devinterp"] = {}
     for venv in venvs:
         key = os.path.basename(venv)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import time
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ from slt.training import TrainConfig, build_model, default_config
 from slt.execution import tune_malloc
 from slt.training.loop import MinibatchSampler, make_optimizer, make_train_step
 
-from roofline import median_time, step_gemm_seconds  # benchmarks/roofline.py
+from roofline import median_time, step_gemm_seconds, time_products  # benchmarks/roofline.py
 
 
 def load() -> str:
@@ -104,7 +105,9 @@ def part1(p: int, width: int, frac: float, n: int, repeats: int) -> float:
 
 # ---------------------------------------------------------------------------------------------- part 2
 
-def seconds_per_step(cfg: TrainConfig, n: int, repeats: int) -> float:
+def training_step(cfg: TrainConfig):
+    """(step, optimiser): one call of ``step()`` is one step of the training loop (minibatch, closed-form
+    gradient, fused Adam) for ``cfg``; the loop calls ``optimiser.step`` through the attribute, so it can be timed."""
     data = make_data(cfg.p, cfg.op, cfg.train_fraction, cfg.data_seed)
     a_tr, b_tr, y_tr = data.train()
     net = build_model(cfg)
@@ -122,7 +125,39 @@ def seconds_per_step(cfg: TrainConfig, n: int, repeats: int) -> float:
             a, b, y = a_tr[idx], b_tr[idx], y_tr[idx]
         train_step(a, b, y)
 
-    return median_time(step, n, repeats)
+    return step, opt
+
+
+def seconds_per_step(cfg: TrainConfig, n: int, repeats: int) -> float:
+    return median_time(training_step(cfg)[0], n, repeats)
+
+
+def step_breakdown(cfg: TrainConfig, n: int) -> dict[str, float]:
+    """Seconds per step (mean of ``n`` after 5 warm-up steps) in the three products as slt calls them
+    (roofline.time_products), in the optimiser's step, and in everything else (minibatch, gathers, square,
+    residual, scatter, zeroed gradients, Python)."""
+    step, opt = training_step(cfg)
+    inner, spent = opt.step, [0.0]
+
+    def timed_opt_step(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    opt.step = timed_opt_step
+    for _ in range(5):
+        step()
+    spent[0] = 0.0
+    with time_products() as prod:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        total = (time.perf_counter() - t0) / n
+    out = dict(total=total, products=prod["seconds"] / n, optimizer=spent[0] / n)
+    out["other"] = total - out["products"] - out["optimizer"]
+    return out
 
 
 def part2(preset: TrainConfig, steps_to_grok: int, batch_sizes: list[int], n: int, repeats: int) -> None:
@@ -181,6 +216,11 @@ def part4(preset: TrainConfig, batch_sizes: list[int], n: int, repeats: int, rou
         print(f"  B = {B:3d}: measured {t * 1e3:.2f} ms per step (median of {rounds} rounds) -> "
               f"{statistics.median(frac):.0%} of the roofline (rounds: {', '.join(f'{f:.0%}' for f in frac)})"
               f"   [{load()}]")
+        bound = statistics.median(bound for bound, _ in pairs)
+        parts = step_breakdown(cfg, n)
+        print(f"    where a step's {parts['total'] * 1e3:.2f} ms go: the three products as slt calls them "
+              f"{parts['products'] * 1e3:.2f} ms ({parts['products'] / bound:.0%} of the whole bound by themselves), "
+              f"Adam {parts['optimizer'] * 1e3:.2f} ms, the rest {parts['other'] * 1e3:.2f} ms")
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ libraries, slt's included; on AMD processors MKL runs well below the hardware an
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 
@@ -58,3 +59,34 @@ def step_gemm_seconds(copies: int, b: int, m: int, q: int, repeats: int = 5) -> 
     flops = 6 * copies * b * m * q
     return dict(torch=t_torch, best=t_best, flops=flops, torch_rate=flops / t_torch, best_rate=flops / t_best,
                 per_product=times)
+
+
+@contextlib.contextmanager
+def time_products():
+    """Within the block, accumulate the wall seconds slt spends in the step's three products as it calls them
+    (``bmm``, ``bmm_mul``, ``baddbmm_`` of slt.models.matmul, looked up by slt.models.quadratic): yields a dict
+    {"seconds", "calls"} filled as the block runs. Set against the roofline's FLOP term (the same products at their
+    fastest isolated time), the difference is what calling them inside the step costs: operands that come from
+    the last-level cache or memory, the per-copy calls, the transposed copies and the fused factor of the wrappers."""
+    from slt.models import quadratic
+
+    acc = {"seconds": 0.0, "calls": 0}
+    saved = {name: getattr(quadratic, name) for name in ("bmm", "bmm_mul", "baddbmm_")}
+
+    def timed(fn):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                acc["seconds"] += time.perf_counter() - t0
+                acc["calls"] += 1
+        return call
+
+    for name, fn in saved.items():
+        setattr(quadratic, name, timed(fn))
+    try:
+        yield acc
+    finally:
+        for name, fn in saved.items():
+            setattr(quadratic, name, fn)
