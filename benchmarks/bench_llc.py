@@ -57,6 +57,7 @@ so absolute numbers there are measured under contention (the load average is pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import json
@@ -97,6 +98,7 @@ class Settings:
     burnin: int
     batch: int | None
     repeats: int = 1  # paired rounds (compare): each library timed once per round, medians reported
+    device: str = "cpu"  # where every library runs (the problem is built on the CPU and moved there)
 
     @property
     def chain_steps(self) -> int:
@@ -156,25 +158,25 @@ def quad_problem(p: int, width: int, frac: float, loss_name: str, seed: int = 0)
     return dict(kind=loss_name, params=params, x=torch.stack([a, b], 1), y=y, net=net)
 
 
-def theirs_model(problem: dict) -> nn.Module:
-    """A fresh plain module at w* for devinterp."""
+def theirs_model(problem: dict, device: str = "cpu") -> nn.Module:
+    """A fresh plain module at w* for devinterp, on ``device``."""
     if problem["kind"] == "rrr":
         model = nn.Sequential(nn.Linear(5, 3, bias=False), nn.Linear(3, 5, bias=False))
         model.load_state_dict(problem["params"])
-        return model
-    return QuadSingle(*(problem["params"][k] for k in "UVA"))
+        return model.to(device)
+    return QuadSingle(*(problem["params"][k] for k in "UVA")).to(device)
 
 
-def ours_inputs(problem: dict):
-    """(model, loss_fn, data) for slt.estimate_llc."""
+def ours_inputs(problem: dict, device: str = "cpu"):
+    """(model, loss_fn, data) for slt.estimate_llc, on ``device``."""
     from slt.losses import centred_mse, mse
 
+    x, y = problem["x"].to(device), problem["y"].to(device)
     if problem["kind"] == "rrr":
         loss = lambda out, t: per_example_loss("rrr", out, t).mean()  # noqa: E731
-        return theirs_model(problem), loss, (problem["x"], problem["y"])
+        return theirs_model(problem, device), loss, (x, y)
     lf = {"mse": mse, "centred_mse": centred_mse}[problem["kind"]]
-    x = problem["x"]
-    return problem["net"], lf, (x[:, 0], x[:, 1], problem["y"])
+    return problem["net"].to(device), lf, (x[:, 0], x[:, 1], y)
 
 
 def check_losses_agree(problem: dict) -> None:
@@ -203,7 +205,7 @@ def run_slt(problem: dict, s: Settings, noise: str = "torch") -> list[dict]:
     """slt.estimate_llc at the settings with the Langevin noise source ``noise``; wall time of the whole call."""
     from slt.sampling import LLCWarning, estimate_llc
 
-    model, loss, data = ours_inputs(problem)
+    model, loss, data = ours_inputs(problem, s.device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LLCWarning)
         t0 = time.perf_counter()
@@ -219,7 +221,8 @@ def run_devinterp_1(problem: dict, s: Settings) -> list[dict]:
     from devinterp.optim.sgld import SGLD
     from devinterp.slt.sampler import estimate_learning_coeff_with_summary
 
-    model, x, y, kind = theirs_model(problem), problem["x"], problem["y"], problem["kind"]
+    model, kind = theirs_model(problem, s.device), problem["kind"]
+    x, y = problem["x"].to(s.device), problem["y"].to(s.device)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=s.batch or len(y),
                                          shuffle=True)
     evaluate = lambda m, data: per_example_loss(kind, m(data[0]), data[1]).mean()  # noqa: E731
@@ -230,7 +233,7 @@ def run_devinterp_1(problem: dict, s: Settings) -> list[dict]:
             model, loader, evaluate=evaluate, sampling_method=SGLD,
             optimizer_kwargs=dict(lr=s.eps, localization=s.gamma, nbeta=s.n_beta),
             num_chains=s.chains, num_draws=s.draws, num_burnin_steps=s.burnin, num_steps_bw_draws=1,
-            seed=0, device="cpu", verbose=False, online=False,
+            seed=0, device=s.device, verbose=False, online=False,
         )
         dt = time.perf_counter() - t0
     return [dict(method="sgld", seconds=dt, chain_steps_per_s=s.chain_steps / dt, llc=float(out["llc/mean"]),
@@ -259,13 +262,13 @@ def run_devinterp_2(problem: dict, s: Settings) -> list[dict]:
     from datasets import Dataset
     from devinterp.slt.llc import llc
 
-    x, y, kind = problem["x"], problem["y"], problem["kind"]
+    x, y, kind = problem["x"].to(s.device), problem["y"].to(s.device), problem["kind"]
     n = len(y)
     idx = torch.arange(n)
     dataset = Dataset.from_dict({"input_ids": torch.stack([idx, idx], 1).tolist()}).with_format("torch")
 
     def loss_fn(model, input_ids):  # (batch, 2) -> (batch, 1): the per-example loss of example input_ids[:, 0]
-        i = input_ids[:, 0]
+        i = input_ids[:, 0].to(x.device)
         return per_example_loss(kind, model(x[i]), y[i])[:, None]
 
     timed_gc = _TimedGC()
@@ -273,7 +276,7 @@ def run_devinterp_2(problem: dict, s: Settings) -> list[dict]:
     results = []
     try:
         for method in V2_METHODS:
-            model = theirs_model(problem)
+            model = theirs_model(problem, s.device)
             timed_gc.seconds, timed_gc.calls = 0.0, 0
             with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -281,7 +284,7 @@ def run_devinterp_2(problem: dict, s: Settings) -> list[dict]:
                 out = llc(model, dataset, {}, lr=s.eps, n_beta=s.n_beta, loss_fn=loss_fn, localization=s.gamma,
                           sampling_method=method, num_chains=s.chains, num_draws=s.draws,
                           num_burnin_steps=s.burnin, num_steps_bw_draws=1, batch_size=s.batch or n,
-                          init_seed=0, device="cpu", output_path=os.path.join(tmp, "samples.zarr"))
+                          init_seed=0, device=s.device, output_path=os.path.join(tmp, "samples.zarr"))
                 dt = time.perf_counter() - t0
             trace = torch.as_tensor(out.loss_trace.values, dtype=torch.float64)  # (chain, step), burn-in first
             per_chain = s.n_beta * (trace[:, s.burnin:].mean(1) - float(out.init_loss))
@@ -385,7 +388,9 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
     for _ in range(max(1, s.repeats)):
         rnd = {}
         for noise in noises:
-            with time_products() as prod:  # the quadratic network's three products, as slt calls them
+            # the quadratic network's three products as slt calls them (the full-data L(w*) included: ~4% of them at
+            # 70 steps); on a GPU not measured inside the timed run (it would need a synchronisation around each)
+            with (time_products() if s.device == "cpu" else contextlib.nullcontext({"seconds": math.nan})) as prod:
                 rnd[slt_key(noise)] = dict(run_slt(problem, one, noise)[0], products_seconds=prod["seconds"])
         rnd["devinterp"] = {}
         for venv in venvs:
@@ -411,7 +416,7 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
                   f"(rounds: {', '.join(f'{f:.0%}' for f in frac)})", flush=True)
             suffix = slt_key(noise)[3:]  # "" or "_counter"
             row.update({f"roofline_fraction{suffix}": median(frac), f"roofline_fraction{suffix}_rounds": frac})
-            if problem["kind"] != "rrr":
+            if problem["kind"] != "rrr" and s.device == "cpu":
                 # the products' time per chain-step against the bound's whole time per chain-step
                 share = [r[slt_key(noise)]["products_seconds"] / s.chain_steps * b for r, b in zip(rounds, bounds)]
                 print(f"      of which the three products as slt calls them alone take {median(share):.0%} of the "
@@ -451,7 +456,7 @@ def compare(name: str, problem: dict, s: Settings, venvs: list[str], tmpdir: str
     return row
 
 
-def roofline(p: int, width: int, batch: int, rows: int):
+def roofline(p: int, width: int, batch: int, rows: int, device: str = "cpu"):
     """Measure the step's matmul time, Gaussian draws/s and copy bandwidth here; bound chain-steps/s for the
     quadratic network: 3 matmuls of 2*b*m*p FLOPs (forward, two in backward) at the FASTEST float32 GEMM this
     torch build offers for each (benchmarks/roofline.py: MKL's bmm or oneDNN), d = 3 p m Gaussian draws at the
@@ -464,14 +469,14 @@ def roofline(p: int, width: int, batch: int, rows: int):
     from slt.sampling.noise import standard_normal_like
 
     d = 3 * p * width
-    gemm = step_gemm_seconds(rows, batch, width, p)
-    g = torch.Generator().manual_seed(0)
-    buf = torch.empty(rows, d)
+    gemm = step_gemm_seconds(rows, batch, width, p, device=device)
+    g = torch.Generator(device).manual_seed(0)
+    buf = torch.empty(rows, d, device=device)
     y = torch.empty_like(buf)
-    randn = rows * d / median_time(lambda: buf.normal_(generator=g), 5, 7)
-    like = (torch.empty(rows, p, width), torch.empty(rows, p, width), torch.empty(rows, width, p))
-    counter = rows * d / median_time(lambda: standard_normal_like(like, g, "counter"), 5, 7)
-    bw = 3 * 4 * rows * d / median_time(lambda: torch.add(buf, buf, out=y), 10, 7)  # bytes/s (2 reads + 1 write)
+    randn = rows * d / median_time(lambda: buf.normal_(generator=g), 5, 7, device)
+    like = tuple(torch.empty(shape, device=device) for shape in ((rows, p, width), (rows, p, width), (rows, width, p)))
+    counter = rows * d / median_time(lambda: standard_normal_like(like, g, "counter"), 5, 7, device)
+    bw = 3 * 4 * rows * d / median_time(lambda: torch.add(buf, buf, out=y), 10, 7, device)  # bytes/s (2 reads, 1 write)
     t_flop = gemm["best"] / rows
     t_randn = d / max(randn, counter)
     t_mem = 4 * (12 * d + 6 * batch * width) / bw
@@ -513,6 +518,7 @@ def main(argv=None) -> int:
                     help="paired rounds per regime: every library (and the roofline) timed once a round, ratios "
                          "within a round, medians reported (default 3)")
     ap.add_argument("--json", metavar="OUT", help="also write the numbers to this JSON file")
+    ap.add_argument("--device", default="cpu", help="where every library samples (default cpu; e.g. cuda)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--problem", help=argparse.SUPPRESS)
     ap.add_argument("--settings", help=argparse.SUPPRESS)
@@ -520,6 +526,8 @@ def main(argv=None) -> int:
     if args.worker:
         return worker_main(args.worker, args.problem, args.settings, args.threads)
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: CUDA is not available in this torch ({torch.__version__})")
     sys.path.insert(0, REPO)
     torch.set_num_threads(args.threads)
     venvs, missing = find_venvs(args.devinterp_venvs)
@@ -532,7 +540,9 @@ def main(argv=None) -> int:
         print("devinterp NOT INSTALLED: slt timed alone")
     else:
         print(CONVENTIONS)
-    report = dict(torch=torch.__version__, threads=torch.get_num_threads(), cpus=os.cpu_count(),
+    if args.device != "cpu":
+        print(f"device {args.device}: {torch.cuda.get_device_name(args.device)}")
+    report = dict(torch=torch.__version__, threads=torch.get_num_threads(), cpus=os.cpu_count(), device=args.device,
                   loadavg_start=os.getloadavg(), quick=args.quick, cases=[])
     q = 4 if args.quick else 1
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -545,12 +555,13 @@ def main(argv=None) -> int:
             print("== small models, 64 chains (target >= 20x) ==")
             record(compare("RRR 5x3x5, n=1024, batch 128", rrr_problem(),
                            Settings(eps=1e-4, gamma=100.0, n_beta=1024 / math.log(1024), chains=64, draws=200 // q,
-                                    burnin=50 // q, batch=128, repeats=args.repeats), venvs, tmpdir))
+                                    burnin=50 // q, batch=128, repeats=args.repeats, device=args.device), venvs, tmpdir))
             prob = quad_problem(7, 3, 0.8, "mse")
             n = len(prob["y"])
             record(compare(f"QuadNet p=7 K=3, n={n}, full batch", prob,
                            Settings(eps=1e-3, gamma=100.0, n_beta=n / math.log(n), chains=64, draws=200 // q,
-                                    burnin=50 // q, batch=None, repeats=args.repeats), venvs, tmpdir))
+                                    burnin=50 // q, batch=None, repeats=args.repeats, device=args.device), venvs,
+                           tmpdir))
         if args.regime in ("paper", "all"):
             print("== paper's setting: p=53, K=1024, 40% train, batch 128, centred MSE (target >= 2x); slt with each "
                   "noise source (slt.sampling.noise) ==")
@@ -559,8 +570,10 @@ def main(argv=None) -> int:
             for chains in (3, 32):
                 record(compare(f"QuadNet p=53 K=1024, n={n}, batch 128", prob,
                                Settings(eps=5e-4, gamma=5.0, n_beta=n / math.log(n), chains=chains, draws=60 // q,
-                                        burnin=10 // q, batch=128, repeats=args.repeats), venvs, tmpdir,
-                               bound=lambda c=chains: roofline(53, 1024, 128, c), noises=("torch", "counter")))
+                                        burnin=10 // q, batch=128, repeats=args.repeats, device=args.device),
+                               venvs, tmpdir,
+                               bound=lambda c=chains: roofline(53, 1024, 128, c, args.device),
+                               noises=("torch", "counter")))
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     return 0
 

@@ -8,10 +8,12 @@ Part 1 (issue 2, target >= 5x): p = 97, width 512, 40% of pairs, full batch, Ada
   nn.Linear(K, p, bias=False), dense one-hot targets, same data, same initial weights, same optimiser.
   The two runs are checked to follow the same trajectory before their speed is compared.
 Part 4 (issue 15, target >= 80%): seconds per training step of the grokking preset against the FLOP-and-bandwidth
-  bound measured on this machine (training_roofline), B = 1, 10, 100 seeds.
+  bound measured on this machine (training_roofline), B = 1, 10, 100 seeds, and where a step's time goes (the three
+  products as slt calls them, Adam, the rest: step_breakdown).
 Part 2 (target: 100 seeds of the grokking preset trained to grokking in < 15 min on 2 cores):
   steps/s of the preset's minibatch training with B seeds on the copy axis, against B = 1; the 100-seed
   wall time is extrapolated as (steps to grokking of the preset) x (seconds per step of the chosen layout).
+``--device cuda`` runs parts 2-4 on the GPU (part 4's roofline then takes cuBLAS's bmm and the GPU's bandwidth).
 All timings are medians of several repeats in this process; the load average is printed beside them
 because the machine may be shared.
 """
@@ -32,7 +34,7 @@ from slt.training import TrainConfig, build_model, default_config
 from slt.execution import tune_malloc
 from slt.training.loop import MinibatchSampler, make_optimizer, make_train_step
 
-from roofline import median_time, step_gemm_seconds, time_products  # benchmarks/roofline.py
+from roofline import median_time, step_gemm_seconds, synchronize, time_products  # benchmarks/roofline.py
 
 
 def load() -> str:
@@ -109,8 +111,8 @@ def training_step(cfg: TrainConfig):
     """(step, optimiser): one call of ``step()`` is one step of the training loop (minibatch, closed-form
     gradient, fused Adam) for ``cfg``; the loop calls ``optimiser.step`` through the attribute, so it can be timed."""
     data = make_data(cfg.p, cfg.op, cfg.train_fraction, cfg.data_seed)
-    a_tr, b_tr, y_tr = data.train()
-    net = build_model(cfg)
+    a_tr, b_tr, y_tr = (t.to(cfg.device) for t in data.train())
+    net = build_model(cfg, cfg.device)
     opt = make_optimizer(cfg, net.parameters())
     full = cfg.batch_size is None or cfg.batch_size >= data.n_train
     sampler = None if full else MinibatchSampler(cfg.seeds, data.n_train, cfg.batch_size)
@@ -121,7 +123,7 @@ def training_step(cfg: TrainConfig):
         if full:
             a, b, y = a_tr, b_tr, y_tr
         else:
-            idx = sampler.next()
+            idx = sampler.next().to(cfg.device)
             a, b, y = a_tr[idx], b_tr[idx], y_tr[idx]
         train_step(a, b, y)
 
@@ -129,7 +131,7 @@ def training_step(cfg: TrainConfig):
 
 
 def seconds_per_step(cfg: TrainConfig, n: int, repeats: int) -> float:
-    return median_time(training_step(cfg)[0], n, repeats)
+    return median_time(training_step(cfg)[0], n, repeats, cfg.device)
 
 
 def step_breakdown(cfg: TrainConfig, n: int) -> dict[str, float]:
@@ -140,20 +142,24 @@ def step_breakdown(cfg: TrainConfig, n: int) -> dict[str, float]:
     inner, spent = opt.step, [0.0]
 
     def timed_opt_step(*args, **kwargs):
+        synchronize(cfg.device)
         t0 = time.perf_counter()
         try:
             return inner(*args, **kwargs)
         finally:
+            synchronize(cfg.device)
             spent[0] += time.perf_counter() - t0
 
     opt.step = timed_opt_step
     for _ in range(5):
         step()
     spent[0] = 0.0
-    with time_products() as prod:
+    with time_products(cfg.device) as prod:
+        synchronize(cfg.device)
         t0 = time.perf_counter()
         for _ in range(n):
             step()
+        synchronize(cfg.device)
         total = (time.perf_counter() - t0) / n
     out = dict(total=total, products=prod["seconds"] / n, optimizer=spent[0] / n)
     out["other"] = total - out["products"] - out["optimizer"]
@@ -192,11 +198,11 @@ def training_roofline(cfg: TrainConfig, B: int, repeats: int = 5) -> float:
         bound = FLOP time + memory time (no overlap assumed, which flatters the bound less than max()).
     The per-step Python and kernel-launch overheads, the minibatch gathers of indices and the loss are free."""
     p, m, q, b = cfg.p, cfg.width, cfg.p, cfg.batch_size or 1
-    gemm = step_gemm_seconds(B, b, m, q, repeats)
+    gemm = step_gemm_seconds(B, b, m, q, repeats, cfg.device)
     d = (2 * p + q) * m
-    buf = torch.randn(B, d)
+    buf = torch.randn(B, d, device=cfg.device)
     out = torch.empty_like(buf)
-    bw = 3 * 4 * buf.numel() / median_time(lambda: torch.add(buf, buf, out=out), 10, repeats)
+    bw = 3 * 4 * buf.numel() / median_time(lambda: torch.add(buf, buf, out=out), 10, repeats, cfg.device)
     t_flop = gemm["best"]
     t_mem = 4 * B * (8 * d + 6 * b * m) / bw
     print(f"  roofline B = {B}: matmul {gemm['best_rate'] / 1e9:.1f} GFLOP/s at the fastest GEMM for each product "
@@ -233,12 +239,19 @@ def main() -> int:
                          "`steps`, an upper bound chosen from the sweep)")
     ap.add_argument("--paper", action="store_true", help="also extrapolate the paper's hyperparameters")
     ap.add_argument("--parts", default="1,2,4", help="comma-separated parts to run (default 1,2,4; --paper adds 3)")
+    ap.add_argument("--device", default="cpu",
+                    help="device of parts 2, 3 and 4 (default cpu; e.g. cuda). Part 1 (against the naive loop) runs on "
+                         "the CPU")
     args = ap.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: CUDA is not available in this torch ({torch.__version__})")
     parts = {x.strip() for x in args.parts.split(",")}
     torch.set_num_threads(args.threads)
     n, rep = (10, 3) if args.quick else (20, 5)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores visible")
-    preset = default_config("grokking")
+    preset = default_config("grokking").replace(device=args.device)
+    if args.device != "cpu":
+        print(f"parts 2-4 on {args.device}: {torch.cuda.get_device_name(args.device)}")
     if "1" in parts:
         print("Part 1: slt vs naive dense one-hot loop (p = 97, width 512, fraction 0.4, full batch, Adam)")
         part1(97, 512, 0.4, n, rep)
