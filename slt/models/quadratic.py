@@ -119,8 +119,9 @@ def copies_per_chunk(nb: int, m: int, q: int, elem: int) -> int:
     """How many copies :func:`quadratic_loss_and_grad` processes at once: as many as keep their step's
     activations (h, s = h^2, G A^T: 3 nb m, and the outputs, 2 nb q) within ``_CHUNK_BYTES`` = 8 MiB, at least
     one. A fixed rule of the shapes (never a timing), so the numbers do not depend on the machine's load.
-    Measured here (training, grokking preset p 53, width 512, batch 128, one thread): 100 seeds took 41.7 ms a
-    step in one pass, 38.1 in chunks of 4 or 10, 39.9 in chunks of 2, 44.7 one copy at a time."""
+    Measured here (one thread; benchmarks/README.md): training the grokking preset (p 53, width 512, batch 128) with
+    100 seeds took 41.7 ms a step in one pass, 38.1 in chunks of 4 or 10, 39.9 in chunks of 2, 44.7 one copy at a
+    time; SGLD at the paper's setting (width 1,024), 32 chains in chunks of 5: 936 -> 1,042 chain-steps/s."""
     return max(1, _CHUNK_BYTES // (elem * nb * (3 * m + 2 * q)))
 
 
