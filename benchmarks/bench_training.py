@@ -222,10 +222,10 @@ def part4(preset: TrainConfig, batch_sizes: list[int], n: int, repeats: int, rou
         print(f"  B = {B:3d}: measured {t * 1e3:.2f} ms per step (median of {rounds} rounds) -> "
               f"{statistics.median(frac):.0%} of the roofline (rounds: {', '.join(f'{f:.0%}' for f in frac)})"
               f"   [{load()}]")
-        bound = statistics.median(bound for bound, _ in pairs)
+        bound_s = statistics.median(b for b, _ in pairs)
         parts = step_breakdown(cfg, n)
         print(f"    where a step's {parts['total'] * 1e3:.2f} ms go: the three products as slt calls them "
-              f"{parts['products'] * 1e3:.2f} ms ({parts['products'] / bound:.0%} of the whole bound by themselves), "
+              f"{parts['products'] * 1e3:.2f} ms ({parts['products'] / bound_s:.0%} of the whole bound by themselves), "
               f"Adam {parts['optimizer'] * 1e3:.2f} ms, the rest {parts['other'] * 1e3:.2f} ms")
 
 

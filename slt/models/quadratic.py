@@ -147,7 +147,8 @@ def quadratic_loss_and_grad(U: torch.Tensor, V: torch.Tensor, A: torch.Tensor, a
     per = copies_per_chunk(nb, m, A.shape[-1], U.element_size())
     if B > per:
         # chunks of copies whose activations stay in the last-level cache between the gather, the three products
-        # and the scatter; copies are independent, so the numbers are those of one call over all copies
+        # and the scatter. Each copy's arithmetic is unchanged; a batched kernel may sum in another order for another
+        # number of copies (float rounding: bit-identical at the grokking preset's size, tests/test_model.py)
         per = -(-B // -(-B // per))  # the same number of chunks, of near-equal sizes
         idx = [x if x.dim() == 1 else None for x in (a, b, y)]  # (N,) shared by every copy: not split
         k_all = scale if isinstance(scale, torch.Tensor) and scale.dim() else None
