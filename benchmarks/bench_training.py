@@ -34,7 +34,7 @@ from slt.training import TrainConfig, build_model, default_config
 from slt.execution import tune_malloc
 from slt.training.loop import MinibatchSampler, make_optimizer, make_train_step
 
-from roofline import median_time, step_gemm_seconds, synchronize, time_products  # benchmarks/roofline.py
+from roofline import median_time, step_gemm_seconds, synchronize, time_products, timed  # benchmarks/roofline.py
 
 
 def load() -> str:
@@ -139,21 +139,11 @@ def step_breakdown(cfg: TrainConfig, n: int) -> dict[str, float]:
     (roofline.time_products), in the optimiser's step, and in everything else (minibatch, gathers, square,
     residual, scatter, zeroed gradients, Python)."""
     step, opt = training_step(cfg)
-    inner, spent = opt.step, [0.0]
-
-    def timed_opt_step(*args, **kwargs):
-        synchronize(cfg.device)
-        t0 = time.perf_counter()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            synchronize(cfg.device)
-            spent[0] += time.perf_counter() - t0
-
-    opt.step = timed_opt_step
+    spent = {"seconds": 0.0, "calls": 0}
+    opt.step = timed(opt.step, spent, cfg.device)
     for _ in range(5):
         step()
-    spent[0] = 0.0
+    spent["seconds"] = 0.0
     with time_products(cfg.device) as prod:
         synchronize(cfg.device)
         t0 = time.perf_counter()
@@ -161,7 +151,7 @@ def step_breakdown(cfg: TrainConfig, n: int) -> dict[str, float]:
             step()
         synchronize(cfg.device)
         total = (time.perf_counter() - t0) / n
-    out = dict(total=total, products=prod["seconds"] / n, optimizer=spent[0] / n)
+    out = dict(total=total, products=prod["seconds"] / n, optimizer=spent["seconds"] / n)
     out["other"] = total - out["products"] - out["optimizer"]
     return out
 

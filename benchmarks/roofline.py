@@ -73,6 +73,21 @@ def step_gemm_seconds(copies: int, b: int, m: int, q: int, repeats: int = 5,
                 per_product=times)
 
 
+def timed(fn, acc: dict, device: torch.device | str = "cpu"):
+    """``fn`` wrapped so that each call adds its wall seconds to ``acc["seconds"]`` and 1 to ``acc["calls"]``
+    (the device synchronised before and after, so a GPU's kernels are timed, not their launch)."""
+    def call(*args, **kwargs):
+        synchronize(device)
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            synchronize(device)
+            acc["seconds"] += time.perf_counter() - t0
+            acc["calls"] += 1
+    return call
+
+
 @contextlib.contextmanager
 def time_products(device: torch.device | str = "cpu"):
     """Within the block, accumulate the wall seconds slt spends in the step's three products as it calls them
@@ -86,21 +101,8 @@ def time_products(device: torch.device | str = "cpu"):
 
     acc = {"seconds": 0.0, "calls": 0}
     saved = {name: getattr(quadratic, name) for name in ("bmm", "bmm_mul", "baddbmm_")}
-
-    def timed(fn):
-        def call(*args, **kwargs):
-            synchronize(device)
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                synchronize(device)
-                acc["seconds"] += time.perf_counter() - t0
-                acc["calls"] += 1
-        return call
-
     for name, fn in saved.items():
-        setattr(quadratic, name, timed(fn))
+        setattr(quadratic, name, timed(fn, acc, device))
     try:
         yield acc
     finally:
